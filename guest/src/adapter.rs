@@ -1,0 +1,302 @@
+//! The WIT adapter: converts between generated types and the engine's own, and implements the
+//! engine's IO traits over the imports. No logic lives here.
+
+wit_bindgen::generate!({ world: "migrator", path: "../wit" });
+
+use exports::milvus::migration::engine as wit;
+use milvus::migration::{blob_store, meta_db, report, types};
+
+use crate::error::Error;
+use crate::io::{self, Level, Role};
+use crate::meta::{self, rows, Installation, VectorKind};
+use crate::plan::{self, CollectionPlan, DumpOptions, DumpPlan, PartitionPlan, SegmentUnit};
+use crate::{dump, manifest};
+
+struct Component;
+export!(Component);
+
+impl wit::Guest for Component {
+    fn export_meta() -> Result<String, types::Error> {
+        let inst = read_database()?;
+        Ok(meta::json::to_json(&inst))
+    }
+
+    fn plan_dump(meta: wit::MetaSource, options: wit::DumpOptions) -> Result<wit::DumpPlan, types::Error> {
+        let inst = match meta {
+            wit::MetaSource::Database => read_database()?,
+            wit::MetaSource::Json(text) => meta::json::from_json(&text, "meta.json")?,
+        };
+        Ok(plan::plan_dump(inst, &options.into())?.into())
+    }
+
+    fn dump_segment(unit: wit::SegmentUnit, options: wit::DumpOptions) -> Result<wit::SegmentReport, types::Error> {
+        let r = dump::dump_segment(&Imports, &Imports, &unit.into(), &options.into())?;
+        Ok(wit::SegmentReport {
+            rows_in: r.rows_in,
+            deleted: r.deleted,
+            rows_out: r.rows_out,
+            bytes_in: r.bytes_in,
+            files: r.files.into_iter().map(Into::into).collect(),
+        })
+    }
+
+    fn write_manifest(
+        plan: wit::DumpPlan,
+        options: wit::DumpOptions,
+        reports: Vec<wit::SegmentReport>,
+    ) -> Result<wit::Written, types::Error> {
+        let reports: Vec<dump::SegmentReport> = reports
+            .into_iter()
+            .map(|r| dump::SegmentReport {
+                rows_in: r.rows_in,
+                deleted: r.deleted,
+                rows_out: r.rows_out,
+                bytes_in: r.bytes_in,
+                files: r.files.into_iter().map(Into::into).collect(),
+            })
+            .collect();
+        Ok(manifest::write_manifest(&Imports, &plan.into(), &options.into(), &reports)?.into())
+    }
+}
+
+fn read_database() -> Result<Installation, Error> {
+    rows::check_tables(&meta_db::list_tables()?)?;
+    let tables = rows::table_rows(&query(rows::TABLES_QUERY)?)?;
+    let files = rows::file_rows(&query(rows::FILES_QUERY)?)?;
+    Installation::from_rows(&tables, &files)
+}
+
+fn query(sql: &str) -> Result<Vec<Vec<rows::SqlValue>>, Error> {
+    let result = meta_db::query(sql, &[])?;
+    Ok(result
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .map(|v| match v {
+                    types::SqlValue::Null => rows::SqlValue::Null,
+                    types::SqlValue::Int(i) => rows::SqlValue::Int(i),
+                    types::SqlValue::Real(f) => rows::SqlValue::Real(f),
+                    types::SqlValue::Text(s) => rows::SqlValue::Text(s),
+                    types::SqlValue::Blob(b) => rows::SqlValue::Blob(b),
+                })
+                .collect()
+        })
+        .collect())
+}
+
+/// The imports, as the engine's IO traits.
+struct Imports;
+struct Reader(blob_store::Reader);
+struct Writer(blob_store::Writer);
+
+fn role(r: Role) -> blob_store::Role {
+    match r {
+        Role::Source => blob_store::Role::Source,
+        Role::Target => blob_store::Role::Target,
+    }
+}
+
+impl io::Reader for Reader {
+    fn size(&self) -> u64 {
+        self.0.size()
+    }
+    fn read(&self, max: u32) -> Result<Vec<u8>, Error> {
+        Ok(self.0.read(max)?)
+    }
+    fn seek(&self, offset: u64) -> Result<(), Error> {
+        Ok(self.0.seek(offset)?)
+    }
+}
+
+impl io::Writer for Writer {
+    fn write(&self, bytes: &[u8]) -> Result<(), Error> {
+        Ok(self.0.write(bytes)?)
+    }
+    fn finish(self) -> Result<io::Written, Error> {
+        Ok(self.0.finish()?.into())
+    }
+}
+
+impl io::Store for Imports {
+    type R = Reader;
+    type W = Writer;
+    fn open(&self, r: Role, path: &str) -> Result<Reader, Error> {
+        Ok(Reader(blob_store::open(role(r), path)?))
+    }
+    fn create(&self, r: Role, path: &str) -> Result<Writer, Error> {
+        Ok(Writer(blob_store::create(role(r), path)?))
+    }
+    fn stat(&self, r: Role, path: &str) -> Result<Option<u64>, Error> {
+        Ok(blob_store::stat(role(r), path)?)
+    }
+    fn list(&self, r: Role, prefix: &str) -> Result<Vec<String>, Error> {
+        Ok(blob_store::list_dir(role(r), prefix)?)
+    }
+}
+
+impl io::Report for Imports {
+    fn log(&self, level: Level, message: &str) {
+        let level = match level {
+            Level::Debug => report::Level::Debug,
+            Level::Info => report::Level::Info,
+            Level::Warn => report::Level::Warn,
+            Level::Error => report::Level::Error,
+        };
+        report::log(level, message);
+    }
+    fn progress(&self, rows: u64, bytes: u64) {
+        report::progress(rows, bytes);
+    }
+}
+
+impl From<types::Error> for Error {
+    fn from(e: types::Error) -> Self {
+        match e {
+            types::Error::NotFound(m) => Error::NotFound(m),
+            types::Error::InvalidInput(i) => Error::InvalidInput { file: i.file, offset: i.offset, reason: i.reason },
+            types::Error::Unsupported(m) => Error::Unsupported(m),
+            types::Error::Limit(m) => Error::Limit(m),
+            types::Error::AccessDenied(m) => Error::AccessDenied(m),
+            types::Error::Unavailable(m) => Error::Unavailable(m),
+            types::Error::Remote(r) => Error::Remote { code: r.code, reason: r.reason },
+            types::Error::Other(m) => Error::Other(m),
+        }
+    }
+}
+
+impl From<Error> for types::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::NotFound(m) => types::Error::NotFound(m),
+            Error::InvalidInput { file, offset, reason } => {
+                types::Error::InvalidInput(types::InvalidInput { file, offset, reason })
+            }
+            Error::Unsupported(m) => types::Error::Unsupported(m),
+            Error::Limit(m) => types::Error::Limit(m),
+            Error::AccessDenied(m) => types::Error::AccessDenied(m),
+            Error::Unavailable(m) => types::Error::Unavailable(m),
+            Error::Remote { code, reason } => types::Error::Remote(types::RemoteError { code, reason }),
+            Error::Other(m) => types::Error::Other(m),
+        }
+    }
+}
+
+impl From<blob_store::Written> for io::Written {
+    fn from(w: blob_store::Written) -> Self {
+        io::Written { path: w.path, bytes: w.bytes, crc32c: w.crc32c }
+    }
+}
+
+impl From<io::Written> for blob_store::Written {
+    fn from(w: io::Written) -> Self {
+        blob_store::Written { path: w.path, bytes: w.bytes, crc32c: w.crc32c }
+    }
+}
+
+impl From<wit::VectorKind> for VectorKind {
+    fn from(v: wit::VectorKind) -> Self {
+        match v {
+            wit::VectorKind::Float => VectorKind::Float,
+            wit::VectorKind::Binary => VectorKind::Binary,
+        }
+    }
+}
+
+impl From<VectorKind> for wit::VectorKind {
+    fn from(v: VectorKind) -> Self {
+        match v {
+            VectorKind::Float => wit::VectorKind::Float,
+            VectorKind::Binary => wit::VectorKind::Binary,
+        }
+    }
+}
+
+impl From<wit::DumpOptions> for DumpOptions {
+    fn from(o: wit::DumpOptions) -> Self {
+        DumpOptions { collections: o.collections, id_field: o.id_field, vector_field: o.vector_field, read_chunk: o.read_chunk }
+    }
+}
+
+impl From<wit::SegmentUnit> for SegmentUnit {
+    fn from(u: wit::SegmentUnit) -> Self {
+        SegmentUnit {
+            collection: u.collection,
+            partition_tag: u.partition_tag,
+            table_id: u.table_id,
+            segment_id: u.segment_id,
+            vector: u.vector.into(),
+            dim: u.dim,
+            rows: u.rows,
+            file_size: u.file_size,
+            output_dir: u.output_dir,
+        }
+    }
+}
+
+impl From<SegmentUnit> for wit::SegmentUnit {
+    fn from(u: SegmentUnit) -> Self {
+        wit::SegmentUnit {
+            collection: u.collection,
+            partition_tag: u.partition_tag,
+            table_id: u.table_id,
+            segment_id: u.segment_id,
+            vector: u.vector.into(),
+            dim: u.dim,
+            rows: u.rows,
+            file_size: u.file_size,
+            output_dir: u.output_dir,
+        }
+    }
+}
+
+impl From<DumpPlan> for wit::DumpPlan {
+    fn from(p: DumpPlan) -> Self {
+        wit::DumpPlan {
+            collections: p
+                .collections
+                .into_iter()
+                .map(|c| wit::CollectionPlan {
+                    name: c.name,
+                    vector: c.vector.into(),
+                    dim: c.dim,
+                    metric: c.metric,
+                    engine_type: c.engine_type,
+                    index_params: c.index_params,
+                    partitions: c
+                        .partitions
+                        .into_iter()
+                        .map(|p| wit::PartitionPlan { tag: p.tag, table_id: p.table_id, segments: p.segments, rows: p.rows })
+                        .collect(),
+                })
+                .collect(),
+            units: p.units.into_iter().map(Into::into).collect(),
+            warnings: p.warnings,
+        }
+    }
+}
+
+impl From<wit::DumpPlan> for DumpPlan {
+    fn from(p: wit::DumpPlan) -> Self {
+        DumpPlan {
+            collections: p
+                .collections
+                .into_iter()
+                .map(|c| CollectionPlan {
+                    name: c.name,
+                    vector: c.vector.into(),
+                    dim: c.dim,
+                    metric: c.metric,
+                    engine_type: c.engine_type,
+                    index_params: c.index_params,
+                    partitions: c
+                        .partitions
+                        .into_iter()
+                        .map(|p| PartitionPlan { tag: p.tag, table_id: p.table_id, segments: p.segments, rows: p.rows })
+                        .collect(),
+                })
+                .collect(),
+            units: p.units.into_iter().map(Into::into).collect(),
+            warnings: p.warnings,
+        }
+    }
+}

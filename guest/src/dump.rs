@@ -1,0 +1,298 @@
+//! Converting one 1.x segment into npy files, streaming.
+//!
+//! Order: find the files by extension (as Milvus does), check both counted headers against
+//! each other and the file sizes, read `deleted_docs` into a bitset, then, knowing the number
+//! of live rows, write both npy headers and stream `.rv` and `.uid` in step, chunk by chunk,
+//! dropping deleted rows in place. Memory: one chunk of each file plus one bit per row.
+
+use crate::error::{Error, Result};
+use crate::io::{read_exact, Level, Report, Role, Store, Writer, Written};
+use crate::meta::VectorKind;
+use crate::npy::{self, Dtype};
+use crate::paths;
+use crate::plan::{DumpOptions, SegmentUnit};
+use crate::segment::{CountedFile, DeletedSet};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentReport {
+    pub rows_in: u64,
+    pub deleted: u64,
+    pub rows_out: u64,
+    pub bytes_in: u64,
+    pub files: Vec<Written>,
+}
+
+const ID_BYTES: u64 = 8;
+
+/// The single file in `names` ending in `ext`.
+fn one_with_ext(names: &[String], ext: &str, dir: &str) -> Result<String> {
+    let found: Vec<&String> = names.iter().filter(|n| n.ends_with(ext)).collect();
+    match found.as_slice() {
+        [one] => Ok(format!("{dir}/{one}")),
+        [] => Err(Error::NotFound(format!(
+            "no {ext} file in segment directory {dir} (it holds: {})",
+            if names.is_empty() { "nothing".to_string() } else { names.join(", ") }
+        ))),
+        many => Err(Error::invalid(
+            dir,
+            None,
+            format!("{} files end in {ext} ({}); expected exactly one", many.len(), names.join(", ")),
+        )),
+    }
+}
+
+/// Moves the rows of `buf` (each `width` bytes) that are not deleted to its front; returns how
+/// many were kept. `first` is the segment row number of `buf`'s first row.
+fn compact(buf: &mut [u8], width: usize, rows: usize, first: u64, deleted: &DeletedSet) -> usize {
+    let mut kept = 0;
+    let mut i = 0;
+    while i < rows {
+        if deleted.contains(first + i as u64) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < rows && !deleted.contains(first + i as u64) {
+            i += 1;
+        }
+        if kept != start {
+            buf.copy_within(start * width..i * width, kept * width);
+        }
+        kept += i - start;
+    }
+    kept
+}
+
+pub fn dump_segment(
+    store: &impl Store,
+    report: &impl Report,
+    unit: &SegmentUnit,
+    opts: &DumpOptions,
+) -> Result<SegmentReport> {
+    let dir = paths::segment_dir(&unit.table_id, &unit.segment_id);
+    let where_ = if unit.partition_tag.is_empty() {
+        format!("collection {:?}", unit.collection)
+    } else {
+        format!("collection {:?} partition {:?}", unit.collection, unit.partition_tag)
+    };
+    let names = store.list(Role::Source, &dir)?;
+    if names.is_empty() {
+        return Err(Error::NotFound(format!(
+            "segment directory {dir} of {where_} is missing or empty (the meta lists segment {} with {} rows)",
+            unit.segment_id, unit.rows
+        )));
+    }
+    let row_bytes = unit.vector.row_bytes(unit.dim).ok_or_else(|| {
+        Error::invalid(dir.as_str(), None, format!("dimension {} is not valid for {} vectors", unit.dim, unit.vector.name()))
+    })?;
+
+    let uid_path = one_with_ext(&names, ".uid", &dir)?;
+    let rv_path = one_with_ext(&names, ".rv", &dir)?;
+    let uid = CountedFile::open(store.open(Role::Source, &uid_path)?, &uid_path)?;
+    let rows = uid.rows(ID_BYTES, "8-byte ids")?;
+    let rv = CountedFile::open(store.open(Role::Source, &rv_path)?, &rv_path)?;
+    if rv.payload != rows * row_bytes {
+        let hint = if rv.payload % row_bytes != 0 {
+            format!("; {} bytes is not a whole number of rows, so the dimension {} does not match the row width", rv.payload, unit.dim)
+        } else {
+            format!(" (it holds {} rows)", rv.payload / row_bytes)
+        };
+        return Err(Error::invalid(
+            rv_path.as_str(),
+            Some(0),
+            format!(
+                "expected {} bytes of vectors ({rows} rows from {uid_path} x {row_bytes} bytes per {}-dim {} row), found {}{hint}",
+                rows * row_bytes,
+                unit.dim,
+                unit.vector.name(),
+                rv.payload
+            ),
+        ));
+    }
+
+    let deleted_path = format!("{dir}/{}", paths::DELETED_DOCS);
+    let deleted = if names.iter().any(|n| n == paths::DELETED_DOCS) {
+        let (set, layout) = DeletedSet::read(&store.open(Role::Source, &deleted_path)?, &deleted_path, rows)?;
+        if layout != crate::segment::deleted::Layout::Counted && layout != crate::segment::deleted::Layout::Empty {
+            report.log(Level::Warn, &format!("{deleted_path}: read as {layout:?}"));
+        }
+        set
+    } else {
+        report.log(Level::Warn, &format!("{deleted_path} is missing: no rows of this segment are treated as deleted"));
+        DeletedSet::empty(rows)
+    };
+    let live = rows - deleted.count();
+    if live != unit.rows {
+        report.log(
+            Level::Warn,
+            &format!(
+                "segment {} of {where_}: {live} live rows in the files ({rows} - {} deleted), the meta says {}",
+                unit.segment_id,
+                deleted.count(),
+                unit.rows
+            ),
+        );
+    }
+    let bytes_in = 2 * 8 + rows * (row_bytes + ID_BYTES);
+    let mut result = SegmentReport { rows_in: rows, deleted: deleted.count(), rows_out: live, bytes_in, files: vec![] };
+    if live == 0 {
+        report.log(Level::Info, &format!("segment {} of {where_} has no live rows; nothing written", unit.segment_id));
+        report.progress(0, bytes_in);
+        return Ok(result);
+    }
+
+    let (vec_dtype, vec_shape) = match unit.vector {
+        VectorKind::Float => (Dtype::F4, [live, unit.dim as u64]),
+        VectorKind::Binary => (Dtype::U1, [live, row_bytes]),
+    };
+    let vec_out = store.create(Role::Target, &paths::npy_file(&unit.output_dir, &opts.vector_field))?;
+    let id_out = store.create(Role::Target, &paths::npy_file(&unit.output_dir, &opts.id_field))?;
+    vec_out.write(&npy::header(vec_dtype, &vec_shape))?;
+    id_out.write(&npy::header(Dtype::I8, &[live]))?;
+
+    let chunk_rows = (opts.read_chunk as u64 / row_bytes).max(1);
+    let mut row = 0u64;
+    let mut written = 0u64;
+    while row < rows {
+        let n = chunk_rows.min(rows - row);
+        let mut vecs = read_exact(&rv.reader, (n * row_bytes) as usize, &rv_path, 8 + row * row_bytes)?;
+        let mut ids = read_exact(&uid.reader, (n * ID_BYTES) as usize, &uid_path, 8 + row * ID_BYTES)?;
+        let kept = if deleted.any_in(row, row + n) {
+            let k = compact(&mut vecs, row_bytes as usize, n as usize, row, &deleted);
+            compact(&mut ids, ID_BYTES as usize, n as usize, row, &deleted);
+            k as u64
+        } else {
+            n
+        };
+        vec_out.write(&vecs[..(kept * row_bytes) as usize])?;
+        id_out.write(&ids[..(kept * ID_BYTES) as usize])?;
+        written += kept;
+        report.progress(kept, n * (row_bytes + ID_BYTES));
+        row += n;
+    }
+    debug_assert_eq!(written, live);
+    // Vectors first, ids last: a reader that finds id.npy knows its sibling is complete.
+    result.files.push(vec_out.finish()?);
+    result.files.push(id_out.finish()?);
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::memory::{MemReport, MemStore};
+
+    fn counted(payload: Vec<u8>) -> Vec<u8> {
+        let mut v = (payload.len() as u64).to_le_bytes().to_vec();
+        v.extend(payload);
+        v
+    }
+
+    /// A float segment of `rows` rows, dim 2, row i = [i, -i], id = 1000 + i.
+    fn segment(store: &MemStore, rows: u64, deleted: &[i32]) {
+        let vecs: Vec<u8> = (0..rows).flat_map(|i| [i as f32, -(i as f32)]).flat_map(f32::to_le_bytes).collect();
+        let ids: Vec<u8> = (0..rows).flat_map(|i| (1000 + i as i64).to_le_bytes()).collect();
+        store.put(Role::Source, "t/s/s.rv", counted(vecs));
+        store.put(Role::Source, "t/s/s.uid", counted(ids));
+        store.put(Role::Source, "t/s/bloom_filter", vec![1, 2, 3]);
+        store.put(Role::Source, "t/s/deleted_docs", counted(deleted.iter().flat_map(|d| d.to_le_bytes()).collect()));
+    }
+
+    fn unit(rows: u64) -> SegmentUnit {
+        SegmentUnit {
+            collection: "c".into(),
+            partition_tag: String::new(),
+            table_id: "t".into(),
+            segment_id: "s".into(),
+            vector: VectorKind::Float,
+            dim: 2,
+            rows,
+            file_size: 0,
+            output_dir: "c/_default/s".into(),
+        }
+    }
+
+    fn body(store: &MemStore, path: &str) -> Vec<u8> {
+        let b = store.get(Role::Target, path).expect(path);
+        let hlen = u16::from_le_bytes([b[8], b[9]]) as usize;
+        b[10 + hlen..].to_vec()
+    }
+
+    #[test]
+    fn drops_deleted_rows_across_chunks() {
+        let store = MemStore { max_read: 7, ..Default::default() };
+        segment(&store, 10, &[7, 2, 7, 9, 0]);
+        let opts = DumpOptions { read_chunk: 24, ..Default::default() }; // 3 rows per chunk
+        let report = MemReport::default();
+        let r = dump_segment(&store, &report, &unit(6), &opts).unwrap();
+        assert_eq!((r.rows_in, r.deleted, r.rows_out), (10, 4, 6));
+        let ids: Vec<i64> =
+            body(&store, "c/_default/s/id.npy").chunks(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(ids, [1001, 1003, 1004, 1005, 1006, 1008]);
+        let v: Vec<f32> =
+            body(&store, "c/_default/s/data.npy").chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(v, [1., -1., 3., -3., 4., -4., 5., -5., 6., -6., 8., -8.]);
+        assert_eq!(report.rows.get(), 6);
+        let header = store.get(Role::Target, "c/_default/s/data.npy").unwrap();
+        assert!(std::str::from_utf8(&header[10..70]).unwrap().contains("'shape': (6, 2), }"));
+    }
+
+    #[test]
+    fn all_deleted_writes_nothing() {
+        let store = MemStore::default();
+        segment(&store, 2, &[1, 0]);
+        let r = dump_segment(&store, &MemReport::default(), &unit(0), &DumpOptions::default()).unwrap();
+        assert_eq!(r.rows_out, 0);
+        assert!(r.files.is_empty());
+        assert!(store.paths(Role::Target).is_empty());
+    }
+
+    #[test]
+    fn id_and_vector_counts_must_agree() {
+        let store = MemStore::default();
+        segment(&store, 3, &[]);
+        store.put(Role::Source, "t/s/s.uid", counted(vec![0; 16]));
+        let err = dump_segment(&store, &MemReport::default(), &unit(3), &DumpOptions::default()).unwrap_err().to_string();
+        assert!(err.contains("t/s/s.rv") && err.contains("expected 16 bytes") && err.contains("found 24"), "{err}");
+        assert!(store.paths(Role::Target).is_empty());
+    }
+
+    #[test]
+    fn wrong_dimension_is_named() {
+        let store = MemStore::default();
+        segment(&store, 3, &[]);
+        let mut u = unit(3);
+        u.dim = 5;
+        let err = dump_segment(&store, &MemReport::default(), &u, &DumpOptions::default()).unwrap_err().to_string();
+        assert!(err.contains("dimension 5 does not match"), "{err}");
+    }
+
+    #[test]
+    fn missing_uid_and_missing_dir() {
+        let store = MemStore::default();
+        segment(&store, 3, &[]);
+        store.files.borrow_mut().retain(|k, _| !k.1.ends_with(".uid"));
+        let err = dump_segment(&store, &MemReport::default(), &unit(3), &DumpOptions::default()).unwrap_err().to_string();
+        assert!(err.contains("no .uid file in segment directory t/s"), "{err}");
+        let err = dump_segment(&MemStore::default(), &MemReport::default(), &unit(3), &DumpOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("segment directory t/s of collection \"c\" is missing"), "{err}");
+    }
+
+    #[test]
+    fn binary_rows_are_dim_over_8_bytes() {
+        let store = MemStore::default();
+        store.put(Role::Source, "t/s/s.rv", counted(vec![0xAA, 0x01, 0xBB, 0x02, 0xCC, 0x03]));
+        store.put(Role::Source, "t/s/s.uid", counted((0..3i64).flat_map(i64::to_le_bytes).collect()));
+        store.put(Role::Source, "t/s/deleted_docs", counted(1i32.to_le_bytes().to_vec()));
+        let mut u = unit(2);
+        u.vector = VectorKind::Binary;
+        u.dim = 16;
+        let r = dump_segment(&store, &MemReport::default(), &u, &DumpOptions::default()).unwrap();
+        assert_eq!(r.rows_out, 2);
+        assert_eq!(body(&store, "c/_default/s/data.npy"), [0xAA, 0x01, 0xCC, 0x03]);
+        let header = store.get(Role::Target, "c/_default/s/data.npy").unwrap();
+        assert!(std::str::from_utf8(&header[10..70]).unwrap().starts_with("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2), }"));
+    }
+}

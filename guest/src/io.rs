@@ -1,0 +1,186 @@
+//! The engine's view of its imports, as traits, so the pure logic runs natively in tests
+//! (with [`memory`]) and in the component (with the WIT adapter in `lib.rs`).
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Source,
+    Target,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub path: String,
+    pub bytes: u64,
+    pub crc32c: u32,
+}
+
+pub trait Reader {
+    fn size(&self) -> u64;
+    /// At most `max` bytes; empty at the end.
+    fn read(&self, max: u32) -> Result<Vec<u8>>;
+    fn seek(&self, offset: u64) -> Result<()>;
+}
+
+pub trait Writer {
+    fn write(&self, bytes: &[u8]) -> Result<()>;
+    fn finish(self) -> Result<Written>;
+}
+
+pub trait Store {
+    type R: Reader;
+    type W: Writer;
+    fn open(&self, role: Role, path: &str) -> Result<Self::R>;
+    fn create(&self, role: Role, path: &str) -> Result<Self::W>;
+    fn stat(&self, role: Role, path: &str) -> Result<Option<u64>>;
+    fn list(&self, role: Role, prefix: &str) -> Result<Vec<String>>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+pub trait Report {
+    fn log(&self, level: Level, message: &str);
+    fn progress(&self, rows: u64, bytes: u64);
+}
+
+/// Reads exactly `n` bytes, or fails naming `path` when the file ends first.
+pub fn read_exact(r: &impl Reader, n: usize, path: &str, at: u64) -> Result<Vec<u8>> {
+    let mut buf = r.read(n.min(u32::MAX as usize) as u32)?;
+    while buf.len() < n {
+        let more = r.read((n - buf.len()).min(u32::MAX as usize) as u32)?;
+        if more.is_empty() {
+            return Err(Error::invalid(
+                path,
+                Some(at + buf.len() as u64),
+                format!("file ends early: expected {n} more bytes at offset {at}, got {}", buf.len()),
+            ));
+        }
+        buf.extend_from_slice(&more);
+    }
+    Ok(buf)
+}
+
+#[cfg(test)]
+pub mod memory {
+    //! An in-memory store and report for unit tests.
+    use super::*;
+    use std::cell::{Cell, RefCell};
+    use std::collections::BTreeMap;
+    use std::rc::Rc;
+
+    type Files = Rc<RefCell<BTreeMap<(u8, String), Vec<u8>>>>;
+
+    #[derive(Default, Clone)]
+    pub struct MemStore {
+        pub files: Files,
+        /// Largest read the store serves in one call (to exercise short reads).
+        pub max_read: usize,
+    }
+
+    fn key(role: Role, path: &str) -> (u8, String) {
+        (role as u8, path.to_string())
+    }
+
+    impl MemStore {
+        pub fn put(&self, role: Role, path: &str, bytes: Vec<u8>) {
+            self.files.borrow_mut().insert(key(role, path), bytes);
+        }
+        pub fn get(&self, role: Role, path: &str) -> Option<Vec<u8>> {
+            self.files.borrow().get(&key(role, path)).cloned()
+        }
+        pub fn paths(&self, role: Role) -> Vec<String> {
+            self.files.borrow().keys().filter(|k| k.0 == role as u8).map(|k| k.1.clone()).collect()
+        }
+    }
+
+    #[derive(Debug)]
+    pub struct MemReader {
+        data: Vec<u8>,
+        pos: Cell<usize>,
+        max_read: usize,
+    }
+
+    impl Reader for MemReader {
+        fn size(&self) -> u64 {
+            self.data.len() as u64
+        }
+        fn read(&self, max: u32) -> Result<Vec<u8>> {
+            let p = self.pos.get();
+            let n = (max as usize).min(self.max_read.max(1)).min(self.data.len() - p);
+            self.pos.set(p + n);
+            Ok(self.data[p..p + n].to_vec())
+        }
+        fn seek(&self, offset: u64) -> Result<()> {
+            self.pos.set((offset as usize).min(self.data.len()));
+            Ok(())
+        }
+    }
+
+    pub struct MemWriter {
+        files: Files,
+        key: (u8, String),
+        buf: RefCell<Vec<u8>>,
+    }
+
+    impl Writer for MemWriter {
+        fn write(&self, bytes: &[u8]) -> Result<()> {
+            self.buf.borrow_mut().extend_from_slice(bytes);
+            Ok(())
+        }
+        fn finish(self) -> Result<Written> {
+            let bytes = self.buf.into_inner();
+            let w = Written { path: self.key.1.clone(), bytes: bytes.len() as u64, crc32c: 0 };
+            self.files.borrow_mut().insert(self.key, bytes);
+            Ok(w)
+        }
+    }
+
+    impl Store for MemStore {
+        type R = MemReader;
+        type W = MemWriter;
+        fn open(&self, role: Role, path: &str) -> Result<MemReader> {
+            let data = self.get(role, path).ok_or_else(|| Error::NotFound(path.to_string()))?;
+            Ok(MemReader { data, pos: Cell::new(0), max_read: if self.max_read == 0 { usize::MAX } else { self.max_read } })
+        }
+        fn create(&self, role: Role, path: &str) -> Result<MemWriter> {
+            Ok(MemWriter { files: self.files.clone(), key: key(role, path), buf: RefCell::new(Vec::new()) })
+        }
+        fn stat(&self, role: Role, path: &str) -> Result<Option<u64>> {
+            Ok(self.get(role, path).map(|d| d.len() as u64))
+        }
+        fn list(&self, role: Role, prefix: &str) -> Result<Vec<String>> {
+            let dir = format!("{prefix}/");
+            let mut names: Vec<String> = self
+                .paths(role)
+                .iter()
+                .filter_map(|p| p.strip_prefix(&dir).map(|rest| rest.split('/').next().unwrap().to_string()))
+                .collect();
+            names.dedup();
+            Ok(names)
+        }
+    }
+
+    #[derive(Default)]
+    pub struct MemReport {
+        pub lines: RefCell<Vec<(Level, String)>>,
+        pub rows: Cell<u64>,
+        pub bytes: Cell<u64>,
+    }
+
+    impl Report for MemReport {
+        fn log(&self, level: Level, message: &str) {
+            self.lines.borrow_mut().push((level, message.to_string()));
+        }
+        fn progress(&self, rows: u64, bytes: u64) {
+            self.rows.set(self.rows.get() + rows);
+            self.bytes.set(self.bytes.get() + bytes);
+        }
+    }
+}

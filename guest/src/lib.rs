@@ -1,0 +1,17 @@
+//! The migration engine: Milvus 1.x meta and segments in, Milvus 2.x numpy files out.
+//!
+//! Pure modules (natively testable) do the work; [`adapter`] is the only place that knows WIT.
+
+pub mod dump;
+pub mod error;
+pub mod io;
+pub mod manifest;
+pub mod meta;
+pub mod npy;
+pub mod paths;
+pub mod plan;
+pub mod segment;
+
+// Only in the component: a native cdylib cannot carry the component's export symbols.
+#[cfg(target_arch = "wasm32")]
+mod adapter;

@@ -1,0 +1,163 @@
+//! What a dump will do: one unit of work per live segment, computed before anything is written.
+
+use crate::error::{Error, Result};
+use crate::meta::{Collection, Installation, VectorKind};
+use crate::paths;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DumpOptions {
+    /// Only these collections; empty means all.
+    pub collections: Vec<String>,
+    pub id_field: String,
+    pub vector_field: String,
+    pub read_chunk: u32,
+}
+
+impl Default for DumpOptions {
+    fn default() -> Self {
+        DumpOptions { collections: vec![], id_field: "id".into(), vector_field: "data".into(), read_chunk: 1 << 20 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentUnit {
+    pub collection: String,
+    pub partition_tag: String,
+    pub table_id: String,
+    pub segment_id: String,
+    pub vector: VectorKind,
+    pub dim: u32,
+    pub rows: u64,
+    pub file_size: u64,
+    pub output_dir: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionPlan {
+    pub tag: String,
+    pub table_id: String,
+    pub segments: u32,
+    pub rows: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionPlan {
+    pub name: String,
+    pub vector: VectorKind,
+    pub dim: u32,
+    pub metric: u32,
+    pub engine_type: u32,
+    pub index_params: String,
+    pub partitions: Vec<PartitionPlan>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DumpPlan {
+    pub collections: Vec<CollectionPlan>,
+    pub units: Vec<SegmentUnit>,
+    pub warnings: Vec<String>,
+}
+
+fn check_options(opts: &DumpOptions) -> Result<()> {
+    for (key, name) in [("id field", &opts.id_field), ("vector field", &opts.vector_field)] {
+        let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err(Error::invalid("dump options", None, format!("{key} {name:?} is not a valid 2.x field name")));
+        }
+    }
+    if opts.id_field == opts.vector_field {
+        return Err(Error::invalid("dump options", None, "id and vector fields must have different names"));
+    }
+    Ok(())
+}
+
+pub fn plan_dump(inst: Installation, opts: &DumpOptions) -> Result<DumpPlan> {
+    check_options(opts)?;
+    let unknown: Vec<&String> =
+        opts.collections.iter().filter(|n| !inst.collections.iter().any(|c| &&c.name == n)).collect();
+    if !unknown.is_empty() {
+        let known: Vec<&str> = inst.collections.iter().map(|c| c.name.as_str()).collect();
+        return Err(Error::NotFound(format!(
+            "collection(s) {} not in the 1.x meta (it has: {})",
+            unknown.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", "),
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        )));
+    }
+    let chosen = |c: &Collection| opts.collections.is_empty() || opts.collections.contains(&c.name);
+    let mut plan = DumpPlan { collections: vec![], units: vec![], warnings: inst.warnings };
+    for c in inst.collections.iter().filter(|c| chosen(c)) {
+        let mut partitions = Vec::new();
+        for p in c.all_partitions() {
+            let dir_id = (!p.tag.is_empty()).then_some(p.table_id.as_str());
+            for s in &p.segments {
+                plan.units.push(SegmentUnit {
+                    collection: c.name.clone(),
+                    partition_tag: p.tag.clone(),
+                    table_id: p.table_id.clone(),
+                    segment_id: s.segment_id.clone(),
+                    vector: c.vector,
+                    dim: c.dim,
+                    rows: s.row_count.max(0) as u64,
+                    file_size: s.file_size.max(0) as u64,
+                    output_dir: paths::output_dir(&c.name, dir_id, &s.segment_id),
+                });
+            }
+            partitions.push(PartitionPlan {
+                tag: p.tag.clone(),
+                table_id: p.table_id.clone(),
+                segments: p.segments.len() as u32,
+                rows: p.rows().max(0) as u64,
+            });
+        }
+        plan.collections.push(CollectionPlan {
+            name: c.name.clone(),
+            vector: c.vector,
+            dim: c.dim,
+            metric: c.metric as u32,
+            engine_type: c.engine_type.max(0) as u32,
+            index_params: c.index_params.clone(),
+            partitions,
+        });
+    }
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::json::from_json;
+
+    const META: &str = r#"{"format":"milvus-migration-rs/meta/1","rows":3,"collections":[
+      {"collection":"a","metric":1,"rows":1,"dim":4,"segments":[{"collection":"a","segment":"s1","dim":4,"rows":1,"fileSize":24}],
+       "partitions":[{"tag":"x y","tableId":"161","rows":2,"segments":[{"collection":"a","segment":"s2","dim":4,"rows":2,"fileSize":48}]}]},
+      {"collection":"b","metric":3,"rows":0,"dim":8,"segments":[]}]}"#;
+
+    #[test]
+    fn units_per_segment_with_partition_dirs_by_id() {
+        let plan = plan_dump(from_json(META, "m").unwrap(), &DumpOptions::default()).unwrap();
+        let dirs: Vec<_> = plan.units.iter().map(|u| u.output_dir.as_str()).collect();
+        assert_eq!(dirs, ["a/_default/s1", "a/161/s2"]);
+        assert_eq!(plan.units[1].partition_tag, "x y");
+        assert_eq!(plan.units[1].table_id, "161");
+        assert_eq!(plan.collections.len(), 2);
+        assert_eq!(plan.collections[0].partitions[1].rows, 2);
+    }
+
+    #[test]
+    fn filter_and_unknown_names() {
+        let opts = DumpOptions { collections: vec!["b".into()], ..Default::default() };
+        let plan = plan_dump(from_json(META, "m").unwrap(), &opts).unwrap();
+        assert_eq!(plan.collections.len(), 1);
+        assert!(plan.units.is_empty());
+        let opts = DumpOptions { collections: vec!["zz".into()], ..Default::default() };
+        let err = plan_dump(from_json(META, "m").unwrap(), &opts).unwrap_err().to_string();
+        assert!(err.contains("\"zz\"") && err.contains("a, b"), "{err}");
+    }
+
+    #[test]
+    fn bad_field_names() {
+        let opts = DumpOptions { vector_field: "1x".into(), ..Default::default() };
+        assert!(plan_dump(from_json(META, "m").unwrap(), &opts).is_err());
+    }
+}
