@@ -1,0 +1,169 @@
+//! The `meta-db` capability: a read-only SQL database, schema-agnostic.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::{Row, TypeInfo, ValueRef};
+
+use super::HostError;
+use crate::bindings::{meta_db, types};
+
+/// A meta database backend.
+#[async_trait]
+pub trait MetaSource: Send + Sync {
+    async fn list_tables(&self) -> Result<Vec<String>, types::Error>;
+    async fn query(&self, sql: &str, params: &[types::SqlValue]) -> Result<Vec<Vec<types::SqlValue>>, types::Error>;
+}
+
+/// The capability's state in a store: the source, when the unit of work was granted one.
+#[derive(Default)]
+pub struct MetaDbState {
+    pub source: Option<Arc<dyn MetaSource>>,
+}
+
+impl MetaDbState {
+    fn source(&self) -> Result<&Arc<dyn MetaSource>, HostError> {
+        self.source
+            .as_ref()
+            .ok_or_else(|| types::Error::AccessDenied("no meta database was granted to this unit of work".into()).into())
+    }
+}
+
+impl meta_db::Host for MetaDbState {
+    async fn list_tables(&mut self) -> Result<Vec<String>, HostError> {
+        Ok(self.source()?.list_tables().await?)
+    }
+
+    async fn query(&mut self, sql: String, params: Vec<types::SqlValue>) -> Result<Vec<Vec<types::SqlValue>>, HostError> {
+        let head = sql.trim_start().split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+        if head != "SELECT" && head != "WITH" {
+            return Err(types::Error::AccessDenied(format!("the meta database is read-only; refused: {sql}")).into());
+        }
+        Ok(self.source()?.query(&sql, &params).await?)
+    }
+}
+
+impl types::Host for MetaDbState {
+    fn convert_error(&mut self, e: HostError) -> wasmtime::Result<types::Error> {
+        super::convert(e)
+    }
+}
+
+/// A 1.x `meta.sqlite`, opened read-only.
+pub struct SqliteSource {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+impl SqliteSource {
+    pub async fn open(path: &Path) -> anyhow::Result<Self> {
+        if !path.is_file() {
+            anyhow::bail!("meta database {} does not exist or is not a file", path.display());
+        }
+        let opts = SqliteConnectOptions::new().filename(path).read_only(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open meta database {}: {e}", path.display()))?;
+        Ok(SqliteSource { pool, path: path.to_path_buf() })
+    }
+
+    fn err(&self, e: sqlx::Error) -> types::Error {
+        let msg = format!("meta database {}: {e}", self.path.display());
+        match e {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => types::Error::Unavailable(msg),
+            sqlx::Error::Database(d) => types::Error::Remote(types::RemoteError {
+                code: d.code().and_then(|c| c.parse().ok()).unwrap_or(0),
+                reason: msg,
+            }),
+            _ => types::Error::Other(msg),
+        }
+    }
+}
+
+#[async_trait]
+impl MetaSource for SqliteSource {
+    async fn list_tables(&self) -> Result<Vec<String>, types::Error> {
+        let rows = sqlx::query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        rows.iter().map(|r| r.try_get::<String, _>(0).map_err(|e| self.err(e))).collect()
+    }
+
+    async fn query(&self, sql: &str, params: &[types::SqlValue]) -> Result<Vec<Vec<types::SqlValue>>, types::Error> {
+        let mut q = sqlx::query(sql);
+        for p in params {
+            q = match p {
+                types::SqlValue::Null => q.bind(None::<i64>),
+                types::SqlValue::Int(i) => q.bind(*i),
+                types::SqlValue::Real(f) => q.bind(*f),
+                types::SqlValue::Text(s) => q.bind(s.clone()),
+                types::SqlValue::Blob(b) => q.bind(b.clone()),
+            };
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|row| (0..row.columns().len()).map(|i| sqlite_value(row, i).map_err(|e| self.err(e))).collect())
+            .collect()
+    }
+}
+
+/// One cell by its SQLite storage class (the column's declared type does not bind it).
+fn sqlite_value(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<types::SqlValue, sqlx::Error> {
+    let raw = row.try_get_raw(i)?;
+    if raw.is_null() {
+        return Ok(types::SqlValue::Null);
+    }
+    let class = raw.type_info().name().to_ascii_uppercase();
+    Ok(match class.as_str() {
+        "INTEGER" | "INT" | "BIGINT" | "BOOLEAN" => types::SqlValue::Int(row.try_get(i)?),
+        "REAL" | "FLOAT" | "DOUBLE" => types::SqlValue::Real(row.try_get(i)?),
+        "BLOB" => types::SqlValue::Blob(row.try_get(i)?),
+        _ => types::SqlValue::Text(row.try_get(i)?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reads_rows_by_storage_class_and_refuses_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.sqlite");
+        {
+            let opts = SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+            let pool = SqlitePool::connect_with(opts).await.unwrap();
+            sqlx::query("CREATE TABLE Tables (table_id TEXT, dimension INTEGER, x REAL, b BLOB)").execute(&pool).await.unwrap();
+            sqlx::query("INSERT INTO Tables VALUES ('c', 16, 0.5, x'0102'), ('d', NULL, NULL, NULL)").execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        let src = SqliteSource::open(&path).await.unwrap();
+        assert_eq!(src.list_tables().await.unwrap(), ["Tables"]);
+        let rows = src.query("SELECT table_id, dimension, x, b FROM Tables ORDER BY table_id", &[]).await.unwrap();
+        assert_eq!(rows[0][0], types::SqlValue::Text("c".into()));
+        assert_eq!(rows[0][1], types::SqlValue::Int(16));
+        assert_eq!(rows[0][2], types::SqlValue::Real(0.5));
+        assert_eq!(rows[0][3], types::SqlValue::Blob(vec![1, 2]));
+        assert_eq!(rows[1][1], types::SqlValue::Null);
+
+        let mut state = MetaDbState { source: Some(Arc::new(src)) };
+        let e = meta_db::Host::query(&mut state, "DELETE FROM Tables".into(), vec![]).await.unwrap_err();
+        assert!(matches!(e, HostError::Wit(types::Error::AccessDenied(_))));
+        // Even a write disguised past the keyword check fails: the connection is read-only.
+        let e = meta_db::Host::query(&mut state, "WITH x AS (SELECT 1) INSERT INTO Tables SELECT 'e',1,1,1 FROM x".into(), vec![])
+            .await
+            .unwrap_err();
+        assert!(matches!(e, HostError::Wit(_)), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn missing_file_is_named() {
+        let e = SqliteSource::open(Path::new("/nonexistent/meta.sqlite")).await.err().unwrap().to_string();
+        assert!(e.contains("/nonexistent/meta.sqlite"), "{e}");
+    }
+}

@@ -1,0 +1,94 @@
+//! The command line (clap types only; settings.rs turns them into typed settings).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  the migration failed (bad or missing source data, a failed unit of work, a service error)
+  2  usage or configuration error (nothing was read or written)";
+
+const CONFIG_KEYS: &str = "\
+migration.yaml keys (the Go tool's, same meaning):
+  dumper.worker.workMode            milvus1x (the only source this tool reads)
+  dumper.worker.limit               segments converted at once (default 2)
+  dumper.worker.reader.bufferSize   KB read from the 1.x files per call (default 1024)
+  dumper.worker.writer.bufferSize   KB per write of the npy files (default 1024)
+  loader.worker.limit               imports at once (load phase)
+  meta.mode                         local | mock: a meta.json (meta.localFile / meta.mockFile)
+                                    sqlite: the 1.x meta.sqlite (meta.sqliteFile)
+                                    mysql, remote: not supported by this version yet
+  source.mode                       local: source.local.tablesDir = the 1.x `tables` directory
+                                    remote: not supported by this version yet
+  target.mode                       local: target.local.outputDir = where npy files go
+                                    remote: not supported by this version yet
+  target.remote.*, target.milvus2x.*  accepted; used by the remote target and load phases
+  log.level                         error | warn | info | debug (default info)
+Keys of our own (section `migration`):
+  migration.idField, migration.vectorField     field (npy file) names, default id / data
+  migration.sandbox.memoryMiB                   memory limit per unit of work (default 256)
+  migration.sandbox.fuel                        CPU budget per unit, wasm instructions (default 2e11)
+Unknown keys are errors, reported with their line.";
+
+/// Migrate a Milvus 0.9.x-1.x installation into Milvus 2.x.
+///
+/// The steps of the official "From Milvus 1.x" guide: `export` the 1.x meta to meta.json, `dump`
+/// the 1.x segments to NumPy files, then load them into Milvus 2.x. All reading of 1.x data runs
+/// inside a sandboxed WebAssembly component, one isolated instance per segment.
+#[derive(Debug, Parser)]
+#[command(name = "milvus-migration", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// More log output (-v: debug); overrides log.level.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Export the 1.x meta database (SQLite or MySQL) to DIR/meta.json.
+    ///
+    /// meta.json is the Go tool's document (collections, segments, rows, dims) plus keys of our
+    /// own so nothing is lost: partitions with their tags, binary or float vectors, index type
+    /// and parameters, file types. It is what `meta.mode: local` reads.
+    #[command(after_help = EXIT_CODES)]
+    Export(ExportArgs),
+    /// Convert the 1.x segments into NumPy files (per collection, partition and segment).
+    ///
+    /// Reads migration.yaml, plans the work from the meta (meta.json or meta.sqlite), then
+    /// converts each live segment in its own sandboxed instance: ids and vectors of the rows that
+    /// were not deleted go to <outputDir>/<collection>/<partition>/<segment>/{id,data}.npy, and
+    /// manifest.json at <outputDir> records every file with its rows, bytes and CRC-32C. The
+    /// manifest is written only when every segment succeeded.
+    #[command(after_help = format!("{CONFIG_KEYS}\n\n{EXIT_CODES}"))]
+    Dump(DumpArgs),
+    /// Print the version.
+    Version,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("meta").required(true).args(["mysql", "sqlite"])))]
+pub struct ExportArgs {
+    /// MySQL meta: a Go driver DSN `user:password@tcp(host:port)/db?...` or `mysql://user:password@host:port/db`.
+    #[arg(short = 'm', long = "mysql", value_name = "DSN")]
+    pub mysql: Option<String>,
+    /// SQLite meta: the 1.x `db/meta.sqlite` (opened read-only).
+    #[arg(short = 's', long = "sqlite", value_name = "FILE")]
+    pub sqlite: Option<PathBuf>,
+    /// Directory for meta.json (created when missing).
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DumpArgs {
+    /// migration.yaml; default ./migration.yaml, then ./configs/migration.yaml.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Only these collections (comma-separated).
+    #[arg(long = "col", value_name = "NAMES", value_delimiter = ',')]
+    pub collections: Vec<String>,
+}

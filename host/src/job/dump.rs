@@ -1,0 +1,143 @@
+//! `dump`: plan from the meta, convert every segment in its own instance, then write the manifest.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+
+use super::local_grant;
+use crate::bindings::engine;
+use crate::caps::blob_store::Grants;
+use crate::caps::meta_db::{MetaSource, SqliteSource};
+use crate::exit::Failure;
+use crate::progress::Progress;
+use crate::sandbox::{Caps, Sandbox};
+use crate::settings::{DumpSettings, MetaSetting, StoreSetting};
+
+fn grants(s: &DumpSettings) -> anyhow::Result<Grants> {
+    let StoreSetting::Local(src) = &s.source;
+    let StoreSetting::Local(dst) = &s.target;
+    Ok(Grants {
+        source: Some(local_grant(src, false, "source.local.tablesDir")?),
+        target: Some(local_grant(dst, true, "target.local.outputDir")?),
+    })
+}
+
+fn unit_name(u: &engine::SegmentUnit) -> String {
+    if u.partition_tag.is_empty() {
+        format!("{}/{}", u.collection, u.segment_id)
+    } else {
+        format!("{}[{}]/{}", u.collection, u.partition_tag, u.segment_id)
+    }
+}
+
+fn print_plan(plan: &engine::DumpPlan) {
+    println!("plan: {} collection(s), {} segment(s)", plan.collections.len(), plan.units.len());
+    for c in &plan.collections {
+        let rows: u64 = c.partitions.iter().map(|p| p.rows).sum();
+        let segs: u32 = c.partitions.iter().map(|p| p.segments).sum();
+        let kind = match c.vector {
+            engine::VectorKind::Float => "float",
+            engine::VectorKind::Binary => "binary",
+        };
+        println!(
+            "  {:<24} {kind} dim {:<6} {} partition(s) {segs} segment(s) {rows} rows",
+            c.name,
+            c.dim,
+            c.partitions.len()
+        );
+    }
+    for w in &plan.warnings {
+        tracing::warn!("{w}");
+    }
+}
+
+pub async fn run(s: DumpSettings) -> Result<(), Failure> {
+    let started = Instant::now();
+    let grants = grants(&s).map_err(Failure::Usage)?;
+    let (meta_source, db): (engine::MetaSource, Option<Arc<dyn MetaSource>>) = match &s.meta {
+        MetaSetting::Json(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| Failure::Usage(anyhow::anyhow!("cannot read meta file {}: {e}", p.display())))?;
+            (engine::MetaSource::Json(text), None)
+        }
+        MetaSetting::Sqlite(p) => {
+            (engine::MetaSource::Database, Some(Arc::new(SqliteSource::open(p).await.map_err(Failure::Usage)?)))
+        }
+    };
+    let sandbox = Sandbox::new(s.limits).map_err(Failure::Run)?;
+    let opts = engine::DumpOptions {
+        collections: s.collections.clone(),
+        id_field: s.id_field.clone(),
+        vector_field: s.vector_field.clone(),
+        read_chunk: s.read_chunk,
+    };
+    let warnings = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let base = Caps { grants: grants.clone(), warnings: warnings.clone(), ..Default::default() };
+
+    let plan_caps = Caps { meta: db, unit: "plan".into(), ..base.clone() };
+    let plan = sandbox
+        .plan_dump(plan_caps, &meta_source, &opts)
+        .await
+        .map_err(|e| Failure::Run(anyhow::anyhow!("planning the dump failed: {e}")))?;
+    print_plan(&plan);
+
+    let total: u64 = plan.units.iter().map(|u| u.file_size).sum();
+    let progress = Progress::start(total, "dump");
+    let results: Vec<_> = futures::stream::iter(plan.units.iter())
+        .map(|u| {
+            let caps = Caps { unit: unit_name(u), progress: Some(progress.clone()), ..base.clone() };
+            let sandbox = &sandbox;
+            let opts = &opts;
+            async move { sandbox.dump_segment(caps, u, opts).await }
+        })
+        .buffered(s.workers.get())
+        .collect()
+        .await;
+    progress.finish();
+
+    let source_root = grants.source.as_ref().map(|g| g.display.clone()).unwrap_or_default();
+    let mut failures = Vec::new();
+    let mut reports = Vec::new();
+    for (u, r) in plan.units.iter().zip(results) {
+        match r {
+            Ok(rep) => reports.push(rep),
+            Err(e) => failures.push(format!("segment {} (source {source_root}): {e}", unit_name(u))),
+        }
+    }
+    if !failures.is_empty() {
+        for f in &failures {
+            eprintln!("failed: {f}");
+        }
+        return Err(Failure::Run(anyhow::anyhow!(
+            "{} of {} segment(s) failed; no manifest was written, so this dump is not complete",
+            failures.len(),
+            plan.units.len()
+        )));
+    }
+
+    let manifest_caps = Caps { unit: "manifest".into(), ..base.clone() };
+    let manifest = sandbox
+        .write_manifest(manifest_caps, &plan, &opts, &reports)
+        .await
+        .map_err(|e| Failure::Run(anyhow::anyhow!("writing the manifest failed: {e}")))?;
+
+    let secs = started.elapsed().as_secs_f64();
+    let rows: u64 = reports.iter().map(|r| r.rows_out).sum();
+    let deleted: u64 = reports.iter().map(|r| r.deleted).sum();
+    let bytes_in: u64 = reports.iter().map(|r| r.bytes_in).sum();
+    let files: usize = reports.iter().map(|r| r.files.len()).sum();
+    let target = grants.target.as_ref().map(|g| g.display.clone()).unwrap_or_default();
+    println!(
+        "dumped {rows} rows ({deleted} deleted rows dropped) from {} segment(s) into {files} npy file(s) in {:.2}s, {:.1} MB/s",
+        reports.len(),
+        secs,
+        bytes_in as f64 / 1e6 / secs.max(1e-9)
+    );
+    println!("manifest: {target}/{} ({} bytes)", manifest.path, manifest.bytes);
+    let n = warnings.lock().unwrap().len();
+    if n > 0 {
+        println!("{n} warning(s) above");
+    }
+    Ok(())
+}

@@ -1,0 +1,34 @@
+//! `export`: the 1.x meta database to meta.json.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use super::write_atomically;
+use crate::caps::meta_db::SqliteSource;
+use crate::cli::ExportArgs;
+use crate::exit::Failure;
+use crate::sandbox::{Caps, Sandbox};
+use crate::settings::DEFAULT_LIMITS;
+
+pub async fn run(args: ExportArgs) -> Result<(), Failure> {
+    let meta: Arc<dyn crate::caps::meta_db::MetaSource> = match (&args.sqlite, &args.mysql) {
+        (Some(path), _) => Arc::new(SqliteSource::open(path).await.map_err(Failure::Usage)?),
+        (None, Some(_)) => {
+            return Err(Failure::Usage(anyhow::anyhow!(
+                "export -m (MySQL meta) is not supported by this version yet; export from a copy of meta.sqlite with -s"
+            )))
+        }
+        (None, None) => unreachable!("clap requires -m or -s"),
+    };
+    let sandbox = Sandbox::new(DEFAULT_LIMITS).map_err(Failure::Run)?;
+    let caps = Caps { meta: Some(meta), unit: "export".into(), ..Default::default() };
+    let json = sandbox.export_meta(caps).await.map_err(|e| Failure::Run(anyhow::anyhow!("export failed: {e}")))?;
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("cannot create output directory {}", args.output.display()))
+        .map_err(Failure::Run)?;
+    let path = args.output.join("meta.json");
+    write_atomically(&path, json.as_bytes()).map_err(Failure::Run)?;
+    println!("wrote {} ({} bytes)", path.display(), json.len());
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! The sandbox: the component compiled once per process, and a fresh, limited instance for every
+//! unit of work.
+//!
+//! Limits per instance: linear memory (StoreLimits; a refused grow traps) and a CPU budget in
+//! fuel (wasm instructions, deterministic). A unit that hits either fails alone; the host and
+//! the other units carry on.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::WasiCtxBuilder;
+
+use crate::bindings::{self, engine, types, Migrator, MigratorPre};
+use crate::caps::blob_store::{BlobStoreState, Grants};
+use crate::caps::meta_db::{MetaDbState, MetaSource};
+use crate::caps::report::{ReportState, Warnings};
+use crate::progress::Progress;
+use crate::state::HostState;
+
+/// The component, built from `guest/` by build.rs.
+pub const GUEST_COMPONENT: &[u8] = include_bytes!(env!("GUEST_COMPONENT_PATH"));
+
+/// Fuel the guest may burn between yields to the async runtime.
+const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
+/// Guest stderr kept for error messages (panics).
+const STDERR_CAPTURE: usize = 64 << 10;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub memory_bytes: usize,
+    /// Wasm instructions per unit of work (about 1e9 a second).
+    pub fuel: u64,
+}
+
+/// Why a unit of work failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UnitError {
+    /// The engine reported an expected failure (bad data, missing file, ...).
+    #[error("{}", crate::caps::describe(.0))]
+    Engine(types::Error),
+    /// The instance was stopped: a limit, or a bug in the engine.
+    #[error("{0}")]
+    Trap(String),
+}
+
+/// Everything one unit of work is granted.
+#[derive(Clone, Default)]
+pub struct Caps {
+    pub meta: Option<Arc<dyn MetaSource>>,
+    pub grants: Grants,
+    pub progress: Option<Progress>,
+    pub warnings: Warnings,
+    /// Names the unit in log lines.
+    pub unit: String,
+}
+
+pub struct Sandbox {
+    engine: Engine,
+    pre: MigratorPre<HostState>,
+    limits: Limits,
+}
+
+impl Sandbox {
+    pub fn new(limits: Limits) -> anyhow::Result<Self> {
+        let mut cfg = Config::new();
+        cfg.wasm_component_model(true);
+        cfg.consume_fuel(true);
+        let engine = Engine::new(&cfg)?;
+        let component = Component::new(&engine, GUEST_COMPONENT)
+            .map_err(anyhow::Error::from)
+            .context("compiling the migration component")?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        bindings::meta_db::add_to_linker::<HostState, HasSelf<MetaDbState>>(&mut linker, |s| &mut s.meta)?;
+        bindings::blob_store::add_to_linker::<HostState, HasSelf<BlobStoreState>>(&mut linker, |s| &mut s.blobs)?;
+        bindings::report::add_to_linker::<HostState, HasSelf<ReportState>>(&mut linker, |s| &mut s.report)?;
+        let pre = MigratorPre::new(linker.instantiate_pre(&component)?)?;
+        Ok(Sandbox { engine, pre, limits })
+    }
+
+    /// A fresh instance with its own store, limits and capabilities.
+    async fn instance(&self, caps: Caps) -> anyhow::Result<(Store<HostState>, Migrator, MemoryOutputPipe)> {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+        let state = HostState {
+            wasi: WasiCtxBuilder::new().stderr(stderr.clone()).build(),
+            wasi_table: Default::default(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.memory_bytes)
+                .instances(16)
+                .tables(16)
+                .memories(4)
+                .trap_on_grow_failure(true)
+                .build(),
+            meta: MetaDbState { source: caps.meta },
+            blobs: BlobStoreState::new(caps.grants),
+            report: ReportState { unit: caps.unit, progress: caps.progress, warnings: caps.warnings },
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.set_fuel(self.limits.fuel)?;
+        store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))?;
+        let inst = self.pre.instantiate_async(&mut store).await?;
+        Ok((store, inst, stderr))
+    }
+
+    /// Turns a call's outcome into the unit's result, naming limits when one was hit.
+    fn outcome<T>(
+        &self,
+        r: wasmtime::Result<Result<T, types::Error>>,
+        stderr: &MemoryOutputPipe,
+    ) -> Result<T, UnitError> {
+        match r {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(UnitError::Engine(e)),
+            Err(trap) => {
+                let text = format!("{trap:?}");
+                let why = if text.contains("all fuel consumed") {
+                    format!("CPU budget exceeded ({} units of fuel; raise migration.sandbox.fuel)", self.limits.fuel)
+                } else if text.contains("growing memory") || text.contains("memory.grow") {
+                    format!(
+                        "memory limit exceeded ({} MiB; raise migration.sandbox.memoryMiB)",
+                        self.limits.memory_bytes >> 20
+                    )
+                } else {
+                    let guest = String::from_utf8_lossy(&stderr.contents()).trim().to_string();
+                    format!("the migration engine stopped: {trap:#}{}", if guest.is_empty() { String::new() } else { format!("; it said: {guest}") })
+                };
+                Err(UnitError::Trap(why))
+            }
+        }
+    }
+
+    pub async fn export_meta(&self, caps: Caps) -> Result<String, UnitError> {
+        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = inst.milvus_migration_engine().call_export_meta(&mut store).await;
+        self.outcome(r, &err)
+    }
+
+    pub async fn plan_dump(
+        &self,
+        caps: Caps,
+        meta: &engine::MetaSource,
+        opts: &engine::DumpOptions,
+    ) -> Result<engine::DumpPlan, UnitError> {
+        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = inst.milvus_migration_engine().call_plan_dump(&mut store, meta, opts).await;
+        self.outcome(r, &err)
+    }
+
+    pub async fn dump_segment(
+        &self,
+        caps: Caps,
+        unit: &engine::SegmentUnit,
+        opts: &engine::DumpOptions,
+    ) -> Result<engine::SegmentReport, UnitError> {
+        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = inst.milvus_migration_engine().call_dump_segment(&mut store, unit, opts).await;
+        self.outcome(r, &err)
+    }
+
+    pub async fn write_manifest(
+        &self,
+        caps: Caps,
+        plan: &engine::DumpPlan,
+        opts: &engine::DumpOptions,
+        reports: &[engine::SegmentReport],
+    ) -> Result<bindings::blob_store::Written, UnitError> {
+        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = inst.milvus_migration_engine().call_write_manifest(&mut store, plan, opts, reports).await;
+        self.outcome(r, &err)
+    }
+}

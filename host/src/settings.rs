@@ -1,0 +1,421 @@
+//! migration.yaml (the Go tool's keys plus our `migration` section) parsed once into typed
+//! settings. Precedence: command-line flags, then the file, then defaults.
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::sandbox::Limits;
+
+/// Where the config is looked for when `--config` is not given (the Go tool's order).
+pub const DEFAULT_CONFIG_PATHS: [&str; 2] = ["migration.yaml", "configs/migration.yaml"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("no --config given and none of {} exists", DEFAULT_CONFIG_PATHS.join(", "))]
+    NoConfig,
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Yaml { path: PathBuf, source: serde_yaml::Error },
+    #[error("{path}: {}", .problems.join("; "))]
+    Invalid { path: PathBuf, problems: Vec<String> },
+}
+
+// ---- the file, as written ----
+// Every key of the Go tool's file is accepted; keys only the load phase or remote stores read
+// are parsed (so typos are caught) but not used by `dump` yet.
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct File {
+    #[serde(default)]
+    dumper: Dumper,
+    #[serde(default)]
+    loader: Loader,
+    #[serde(default)]
+    meta: Meta,
+    #[serde(default)]
+    source: Source,
+    #[serde(default)]
+    target: Target,
+    #[serde(default)]
+    log: Log,
+    #[serde(default)]
+    migration: Ours,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Dumper {
+    #[serde(default)]
+    worker: DumperWorker,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+struct DumperWorker {
+    work_mode: Option<String>,
+    limit: Option<usize>,
+    #[serde(default)]
+    reader: Buffer,
+    #[serde(default)]
+    writer: Buffer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Buffer {
+    buffer_size: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Loader {
+    #[serde(default)]
+    worker: LoaderWorker,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct LoaderWorker {
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+struct Meta {
+    mode: Option<String>,
+    local_file: Option<PathBuf>,
+    mock_file: Option<PathBuf>,
+    sqlite_file: Option<PathBuf>,
+    mysql_url: Option<String>,
+    remote_meta_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Source {
+    mode: Option<String>,
+    #[serde(default)]
+    local: SourceLocal,
+    remote: Option<Remote>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SourceLocal {
+    tables_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+struct Remote {
+    output_dir: Option<String>,
+    tables_dir: Option<String>,
+    cloud: Option<String>,
+    endpoint: Option<String>,
+    region: Option<String>,
+    bucket: Option<String>,
+    ak: Option<String>,
+    sk: Option<String>,
+    #[serde(rename = "useIAM")]
+    use_iam: Option<bool>,
+    #[serde(rename = "useSSL")]
+    use_ssl: Option<bool>,
+    check_bucket: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Target {
+    mode: Option<String>,
+    #[serde(default)]
+    local: TargetLocal,
+    remote: Option<Remote>,
+    milvus2x: Option<Milvus2x>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TargetLocal {
+    output_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Milvus2x {
+    endpoint: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    database: Option<String>,
+    grpc: Option<Grpc>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+struct Grpc {
+    max_call_recv_msg_size: Option<u64>,
+    max_call_send_msg_size: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Log {
+    level: Option<String>,
+    console: Option<bool>,
+    file: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Ours {
+    id_field: Option<String>,
+    vector_field: Option<String>,
+    #[serde(default)]
+    sandbox: SandboxKeys,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SandboxKeys {
+    #[serde(rename = "memoryMiB")]
+    memory_mib: Option<u64>,
+    fuel: Option<f64>,
+}
+
+// ---- typed settings ----
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetaSetting {
+    /// A meta.json file (`meta.mode: local` or `mock`).
+    Json(PathBuf),
+    /// The 1.x meta.sqlite.
+    Sqlite(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreSetting {
+    Local(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct DumpSettings {
+    pub workers: NonZeroUsize,
+    pub read_chunk: u32,
+    pub meta: MetaSetting,
+    pub source: StoreSetting,
+    pub target: StoreSetting,
+    pub collections: Vec<String>,
+    pub id_field: String,
+    pub vector_field: String,
+    pub limits: Limits,
+    pub log_level: Option<String>,
+}
+
+pub const DEFAULT_LIMITS: Limits = Limits { memory_bytes: 256 << 20, fuel: 200_000_000_000 };
+
+/// The config file to use: the flag, or the first default location that exists.
+pub fn locate(flag: Option<&Path>) -> Result<PathBuf, SettingsError> {
+    if let Some(p) = flag {
+        return Ok(p.to_path_buf());
+    }
+    DEFAULT_CONFIG_PATHS.iter().map(PathBuf::from).find(|p| p.is_file()).ok_or(SettingsError::NoConfig)
+}
+
+fn read_file(path: &Path) -> Result<File, SettingsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read { path: path.into(), source })?;
+    if text.trim().is_empty() {
+        return Ok(File::default());
+    }
+    serde_yaml::from_str(&text).map_err(|source| SettingsError::Yaml { path: path.into(), source })
+}
+
+/// Relative paths in the file are taken relative to the current directory, as the Go tool does.
+impl DumpSettings {
+    pub fn load(path: &Path, collections: Vec<String>) -> Result<Self, SettingsError> {
+        let f = read_file(path)?;
+        let mut problems = Vec::new();
+        let need = |v: Option<PathBuf>, key: &str, problems: &mut Vec<String>| {
+            v.filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| {
+                problems.push(format!("{key} is required"));
+                PathBuf::new()
+            })
+        };
+
+        if let Some(mode) = f.dumper.worker.work_mode.as_deref().filter(|m| *m != "milvus1x") {
+            problems.push(format!("dumper.worker.workMode {mode:?}: only milvus1x is supported"));
+        }
+        let workers = match f.dumper.worker.limit {
+            None => NonZeroUsize::new(2).unwrap(),
+            Some(n) => NonZeroUsize::new(n).unwrap_or_else(|| {
+                problems.push("dumper.worker.limit must be at least 1".into());
+                NonZeroUsize::MIN
+            }),
+        };
+        let kb = f.dumper.worker.reader.buffer_size.unwrap_or(1024);
+        if !(4..=16 * 1024).contains(&kb) {
+            problems.push(format!("dumper.worker.reader.bufferSize {kb} KB is outside 4..16384"));
+        }
+        let read_chunk = (kb.clamp(4, 16 * 1024) * 1024) as u32;
+
+        let meta = match f.meta.mode.as_deref().unwrap_or("") {
+            "local" => MetaSetting::Json(need(f.meta.local_file, "meta.localFile (meta.mode local)", &mut problems)),
+            "mock" => MetaSetting::Json(need(f.meta.mock_file, "meta.mockFile (meta.mode mock)", &mut problems)),
+            "sqlite" => MetaSetting::Sqlite(need(f.meta.sqlite_file, "meta.sqliteFile (meta.mode sqlite)", &mut problems)),
+            m @ ("mysql" | "remote") => {
+                problems.push(format!("meta.mode {m}: not supported by this version yet (use sqlite or local)"));
+                MetaSetting::Json(PathBuf::new())
+            }
+            "" => {
+                problems.push("meta.mode is required (local, mock or sqlite)".into());
+                MetaSetting::Json(PathBuf::new())
+            }
+            m => {
+                problems.push(format!("meta.mode {m:?} is not one of local, mock, sqlite, mysql, remote"));
+                MetaSetting::Json(PathBuf::new())
+            }
+        };
+        let source = match f.source.mode.as_deref().unwrap_or("local") {
+            "local" => StoreSetting::Local(need(f.source.local.tables_dir, "source.local.tablesDir", &mut problems)),
+            m => {
+                problems.push(format!(
+                    "source.mode {m:?}: {}",
+                    if m == "remote" { "not supported by this version yet (use local)" } else { "must be local or remote" }
+                ));
+                StoreSetting::Local(PathBuf::new())
+            }
+        };
+        let target = match f.target.mode.as_deref().unwrap_or("") {
+            "local" => StoreSetting::Local(need(f.target.local.output_dir, "target.local.outputDir", &mut problems)),
+            "remote" => {
+                problems.push("target.mode remote: not supported by this version yet (use local)".into());
+                StoreSetting::Local(PathBuf::new())
+            }
+            "" => {
+                problems.push("target.mode is required (local)".into());
+                StoreSetting::Local(PathBuf::new())
+            }
+            m => {
+                problems.push(format!("target.mode {m:?} must be local or remote"));
+                StoreSetting::Local(PathBuf::new())
+            }
+        };
+        let mut limits = DEFAULT_LIMITS;
+        if let Some(mib) = f.migration.sandbox.memory_mib {
+            if !(16..=4096).contains(&mib) {
+                problems.push(format!("migration.sandbox.memoryMiB {mib} is outside 16..4096"));
+            }
+            limits.memory_bytes = (mib.clamp(16, 4096) << 20) as usize;
+        }
+        if let Some(fuel) = f.migration.sandbox.fuel {
+            if !(fuel >= 1e6 && fuel <= 1e15) {
+                problems.push(format!("migration.sandbox.fuel {fuel} is outside 1e6..1e15"));
+            }
+            limits.fuel = fuel.clamp(1e6, 1e15) as u64;
+        }
+        if !problems.is_empty() {
+            return Err(SettingsError::Invalid { path: path.into(), problems });
+        }
+        Ok(DumpSettings {
+            workers,
+            read_chunk,
+            meta,
+            source,
+            target,
+            collections,
+            id_field: f.migration.id_field.unwrap_or_else(|| "id".into()),
+            vector_field: f.migration.vector_field.unwrap_or_else(|| "data".into()),
+            limits,
+            log_level: f.log.level,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str) -> Result<DumpSettings, SettingsError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("migration.yaml");
+        std::fs::write(&p, yaml).unwrap();
+        DumpSettings::load(&p, vec![])
+    }
+
+    const GUIDE: &str = r#"
+dumper:
+  worker:
+    limit: 2
+    workMode: milvus1x
+    reader:
+      bufferSize: 1024
+    writer:
+      bufferSize: 1024
+loader:
+  worker:
+    limit: 16
+meta:
+  mode: local
+  localFile: /outputDir/test/meta.json
+source:
+  mode: local
+  local:
+    tablesDir: /db/tables/
+target:
+  mode: local
+  local:
+    outputDir: /out
+  remote:
+    outputDir: "migration/test/xx"
+    ak: xxxx
+    sk: xxxx
+    cloud: aws
+    region: us-west-2
+    bucket: xxxxx
+    useIAM: true
+    checkBucket: false
+  milvus2x:
+    endpoint: "localhost:19530"
+    username: xxxx
+    password: xxxx
+"#;
+
+    #[test]
+    fn the_guides_file_parses() {
+        let s = load(GUIDE).unwrap();
+        assert_eq!(s.meta, MetaSetting::Json("/outputDir/test/meta.json".into()));
+        assert_eq!(s.source, StoreSetting::Local("/db/tables/".into()));
+        assert_eq!(s.target, StoreSetting::Local("/out".into()));
+        assert_eq!(s.workers.get(), 2);
+        assert_eq!(s.read_chunk, 1 << 20);
+        assert_eq!(s.vector_field, "data");
+    }
+
+    #[test]
+    fn unknown_key_is_reported_with_its_line() {
+        let e = load(&GUIDE.replace("    workMode: milvus1x", "    workMod: milvus1x")).unwrap_err().to_string();
+        assert!(e.contains("workMod") && e.contains("line 5"), "{e}");
+    }
+
+    #[test]
+    fn all_problems_at_once() {
+        let e = load("meta:\n  mode: sqlite\ntarget:\n  mode: remote\ndumper:\n  worker:\n    limit: 0\n").unwrap_err().to_string();
+        assert!(e.contains("meta.sqliteFile"), "{e}");
+        assert!(e.contains("target.mode remote"), "{e}");
+        assert!(e.contains("dumper.worker.limit"), "{e}");
+        assert!(e.contains("source.local.tablesDir"), "{e}");
+    }
+}

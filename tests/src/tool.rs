@@ -1,0 +1,43 @@
+//! Running the built `milvus-migration` binary and the project's Python, for end-to-end tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The release binary next to this test executable (`target/<profile>/milvus-migration`).
+/// The test command builds it first; a missing binary fails loudly.
+pub fn binary() -> PathBuf {
+    if let Ok(p) = std::env::var("MILVUS_MIGRATION_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let bin = profile_dir.join("milvus-migration");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first (`cargo build --release -p milvus-migration`), as scripts/test.sh does",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs the binary in `cwd` with `args`.
+pub fn run(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(binary()).current_dir(cwd).args(args).output().expect("run milvus-migration")
+}
+
+/// The project's Python with numpy (`.venv`, made by scripts/python-env.sh), or MM_PYTHON.
+/// Missing is a failure, never a skip.
+pub fn python() -> PathBuf {
+    let p = std::env::var("MM_PYTHON").map(PathBuf::from).unwrap_or_else(|_| repo_root().join(".venv/bin/python"));
+    assert!(p.is_file(), "{} is missing: run scripts/python-env.sh (the test command does)", p.display());
+    p
+}
+
+pub fn text(o: &Output) -> String {
+    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status.code(), String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
