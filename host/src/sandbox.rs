@@ -5,6 +5,8 @@
 //! fuel (wasm instructions, deterministic). A unit that hits either fails alone; the host and
 //! the other units carry on.
 
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -57,6 +59,48 @@ pub struct Caps {
     pub unit: String,
 }
 
+/// Where compiled components are cached: `$MILVUS_MIGRATION_CACHE`, else the user's cache dir.
+fn cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("MILVUS_MIGRATION_CACHE") {
+        return Some(d.into());
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("milvus-migration"))
+}
+
+/// The component, compiled. Compiling takes ~0.15 s; loading a cached compilation ~1 ms, so the
+/// first run stores it under a key of the component's bytes and this engine's settings.
+fn load_component(engine: &Engine) -> anyhow::Result<Component> {
+    let mut h = DefaultHasher::new();
+    GUEST_COMPONENT.hash(&mut h);
+    engine.precompile_compatibility_hash().hash(&mut h);
+    let cached = cache_dir().map(|d| d.join(format!("engine-{:016x}.cwasm", h.finish())));
+    if let Some(path) = cached.as_ref().filter(|p| p.is_file()) {
+        // SAFETY: the file is one this program serialized into the user's own cache, keyed by
+        // the exact component and engine configuration; a file that fails to load is recompiled.
+        match unsafe { Component::deserialize_file(engine, path) } {
+            Ok(c) => return Ok(c),
+            Err(e) => tracing::debug!("ignoring cached component {}: {e}", path.display()),
+        }
+    }
+    let component = Component::new(engine, GUEST_COMPONENT)
+        .map_err(anyhow::Error::from)
+        .context("compiling the migration component")?;
+    if let (Some(path), Ok(bytes)) = (cached, component.serialize()) {
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let stored = path.parent().map(std::fs::create_dir_all).transpose().is_ok()
+            && std::fs::write(&tmp, bytes).is_ok()
+            && std::fs::rename(&tmp, &path).is_ok();
+        if !stored {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::debug!("could not cache the compiled component at {}", path.display());
+        }
+    }
+    Ok(component)
+}
+
 pub struct Sandbox {
     engine: Engine,
     pre: MigratorPre<HostState>,
@@ -69,9 +113,7 @@ impl Sandbox {
         cfg.wasm_component_model(true);
         cfg.consume_fuel(true);
         let engine = Engine::new(&cfg)?;
-        let component = Component::new(&engine, GUEST_COMPONENT)
-            .map_err(anyhow::Error::from)
-            .context("compiling the migration component")?;
+        let component = load_component(&engine)?;
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         bindings::meta_db::add_to_linker::<HostState, HasSelf<MetaDbState>>(&mut linker, |s| &mut s.meta)?;

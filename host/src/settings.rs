@@ -15,10 +15,10 @@ pub const DEFAULT_CONFIG_PATHS: [&str; 2] = ["migration.yaml", "configs/migratio
 pub enum SettingsError {
     #[error("no --config given and none of {} exists", DEFAULT_CONFIG_PATHS.join(", "))]
     NoConfig,
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {source}")]
-    Yaml { path: PathBuf, source: serde_yaml::Error },
+    #[error("cannot read {path}: {err}")]
+    Read { path: PathBuf, err: std::io::Error },
+    #[error("{path}: {err}")]
+    Yaml { path: PathBuf, err: serde_yaml::Error },
     #[error("{path}: {}", .problems.join("; "))]
     Invalid { path: PathBuf, problems: Vec<String> },
 }
@@ -236,11 +236,11 @@ pub fn locate(flag: Option<&Path>) -> Result<PathBuf, SettingsError> {
 }
 
 fn read_file(path: &Path) -> Result<File, SettingsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read { path: path.into(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|err| SettingsError::Read { path: path.into(), err })?;
     if text.trim().is_empty() {
         return Ok(File::default());
     }
-    serde_yaml::from_str(&text).map_err(|source| SettingsError::Yaml { path: path.into(), source })
+    serde_yaml::from_str(&text).map_err(|err| SettingsError::Yaml { path: path.into(), err })
 }
 
 /// Relative paths in the file are taken relative to the current directory, as the Go tool does.

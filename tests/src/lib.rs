@@ -5,6 +5,7 @@
 pub mod expect;
 pub mod generate;
 pub mod npy;
+pub mod samples;
 pub mod spec;
 pub mod tool;
 

@@ -41,3 +41,16 @@ pub fn python() -> PathBuf {
 pub fn text(o: &Output) -> String {
     format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status.code(), String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
+
+/// A migration.yaml for a local dump; `meta` is the `meta:` section's body lines.
+pub fn dump_config(dir: &Path, meta: &str, tables: &Path, out: &Path, extra: &str) -> PathBuf {
+    let text = format!(
+        "dumper:\n  worker:\n    limit: 2\n    workMode: milvus1x\n    reader:\n      bufferSize: 1024\n    writer:\n      bufferSize: 1024\n\
+         meta:\n{meta}\nsource:\n  mode: local\n  local:\n    tablesDir: {}\ntarget:\n  mode: local\n  local:\n    outputDir: {}\n{extra}",
+        tables.display(),
+        out.display()
+    );
+    let path = dir.join("migration.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}

@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+use tokio::sync::mpsc;
 use object_store::path::Path;
 use object_store::{ObjectStore, WriteMultipart};
 use wasmtime::component::{Resource, ResourceTable};
@@ -15,6 +17,10 @@ use crate::bindings::{blob_store, types};
 
 /// Largest read served in one call, whatever the guest asks for.
 pub const MAX_READ_CHUNK: u32 = 16 << 20;
+/// Block fetched for readers that ask in small pieces.
+const MIN_READ_BLOCK: u64 = 1 << 20;
+/// Requests at least this large set the reader's block size.
+const SMALL_READ: u64 = 64 << 10;
 /// Bytes buffered per multipart part before it is handed to the store.
 const WRITE_PART: usize = 8 << 20;
 /// Parts in flight per writer.
@@ -54,19 +60,117 @@ impl BlobStoreState {
     }
 }
 
+/// A sequential reader that fetches the next block while the guest works on the current one.
 pub struct BlobReader {
     role: blob_store::Role,
     store: Arc<dyn ObjectStore>,
     path: Path,
     size: u64,
+    /// Offset of the next byte the guest will get.
     pos: u64,
+    /// Fetched bytes starting at `pos`.
+    buffer: Bytes,
+    /// The block after `buffer`, being fetched.
+    ahead: Option<(u64, tokio::task::JoinHandle<object_store::Result<Bytes>>)>,
+    /// Block size: the guest's first request (so row-aligned requests get whole blocks, uncopied).
+    block: u64,
 }
 
+impl BlobReader {
+    fn fetch(&self, at: u64) -> (u64, tokio::task::JoinHandle<object_store::Result<Bytes>>) {
+        let (store, path) = (self.store.clone(), self.path.clone());
+        let range = at..(at + self.block).min(self.size);
+        (at, tokio::spawn(async move { store.get_range(&path, range).await }))
+    }
+
+    /// Up to `max` bytes from `pos`, keeping one block in flight.
+    async fn next(&mut self, max: u64) -> object_store::Result<Bytes> {
+        if self.block == 0 {
+            if max >= SMALL_READ {
+                self.block = max.min(MAX_READ_CHUNK as u64);
+            } else if self.pos > 0 {
+                self.block = MIN_READ_BLOCK;
+            } else {
+                // A header read at the start: fetch just that, so the reads after it stay aligned.
+                let out = self.store.get_range(&self.path, 0..max).await?;
+                self.pos = out.len() as u64;
+                return Ok(out);
+            }
+        }
+        if self.buffer.is_empty() {
+            let end = self.pos + self.buffer.len() as u64;
+            let (at, handle) = match self.ahead.take() {
+                Some((at, h)) if at == end => (at, h),
+                _ => self.fetch(end),
+            };
+            debug_assert_eq!(at, self.pos);
+            self.buffer = handle.await.map_err(|e| object_store::Error::Generic { store: "reader", source: Box::new(e) })??;
+        }
+        let next_block = self.pos + self.buffer.len() as u64;
+        if self.ahead.is_none() && next_block < self.size {
+            self.ahead = Some(self.fetch(next_block));
+        }
+        let n = (max as usize).min(self.buffer.len());
+        let out = if n == self.buffer.len() { std::mem::take(&mut self.buffer) } else { self.buffer.split_to(n) };
+        self.pos += out.len() as u64;
+        Ok(out)
+    }
+}
+
+/// A writer whose checksum and upload run on their own task, so the guest's next chunk is
+/// converted while this one is being written.
 pub struct BlobWriter {
-    upload: Option<WriteMultipart>,
+    tx: Option<mpsc::Sender<Chunk>>,
+    task: Option<tokio::task::JoinHandle<object_store::Result<(u64, u32)>>>,
     path: String,
-    bytes: u64,
-    crc: u32,
+}
+
+enum Chunk {
+    Data(Bytes),
+    Finish,
+}
+
+/// Chunks queued per writer before `write` waits.
+const WRITE_QUEUE: usize = 4;
+
+/// Checksums and uploads chunks in order; aborts the upload unless told to finish.
+async fn upload_chunks(mut upload: WriteMultipart, mut rx: mpsc::Receiver<Chunk>) -> object_store::Result<(u64, u32)> {
+    let (mut bytes, mut crc) = (0u64, 0u32);
+    while let Some(chunk) = rx.recv().await {
+        match chunk {
+            Chunk::Data(b) => {
+                crc = crc32c::crc32c_append(crc, &b);
+                bytes += b.len() as u64;
+                if let Err(e) = upload.wait_for_capacity(WRITE_PARALLEL).await {
+                    let _ = upload.abort().await;
+                    return Err(e);
+                }
+                upload.put(b);
+            }
+            Chunk::Finish => {
+                upload.finish().await?;
+                return Ok((bytes, crc));
+            }
+        }
+    }
+    upload.abort().await?;
+    Err(object_store::Error::Generic { store: "writer", source: "dropped before finish; upload aborted".into() })
+}
+
+impl BlobWriter {
+    /// The task's error once it has stopped (it stops only on failure before `finish`).
+    async fn failure(&mut self) -> types::Error {
+        let e = match self.task.take() {
+            Some(t) => match t.await {
+                Ok(Err(e)) => store_error(blob_store::Role::Target, &self.path, e),
+                Ok(Ok(_)) => types::Error::Other(format!("{}: writer already finished", self.path)),
+                Err(e) => types::Error::Other(format!("{}: writer task failed: {e}", self.path)),
+            },
+            None => types::Error::Other(format!("{}: writer already finished", self.path)),
+        };
+        self.tx = None;
+        e
+    }
 }
 
 fn role_name(role: blob_store::Role) -> &'static str {
@@ -109,7 +213,7 @@ impl blob_store::Host for BlobStoreState {
         let p = checked_path(&path)?;
         let store = self.grant(role)?.store.clone();
         let meta = store.head(&p).await.map_err(|e| store_error(role, &path, e))?;
-        Ok(self.table.push(BlobReader { role, store, path: p, size: meta.size, pos: 0 })?)
+        Ok(self.table.push(BlobReader { role, store, path: p, size: meta.size, pos: 0, buffer: Bytes::new(), ahead: None, block: 0 })?)
     }
 
     async fn create(&mut self, role: blob_store::Role, path: String) -> Result<Resource<BlobWriter>, HostError> {
@@ -117,7 +221,9 @@ impl blob_store::Host for BlobStoreState {
         let store = self.grant(role)?.store.clone();
         let upload = store.put_multipart(&p).await.map_err(|e| store_error(role, &path, e))?;
         let upload = WriteMultipart::new_with_chunk_size(upload, WRITE_PART);
-        Ok(self.table.push(BlobWriter { upload: Some(upload), path, bytes: 0, crc: 0 })?)
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let task = tokio::spawn(upload_chunks(upload, rx));
+        Ok(self.table.push(BlobWriter { tx: Some(tx), task: Some(task), path })?)
     }
 
     async fn stat(&mut self, role: blob_store::Role, path: String) -> Result<Option<u64>, HostError> {
@@ -167,9 +273,8 @@ impl blob_store::HostReader for BlobStoreState {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let range = r.pos..r.pos + n;
-        let bytes = r.store.get_range(&r.path, range).await.map_err(|e| store_error(r.role, r.path.as_ref(), e))?;
-        r.pos += bytes.len() as u64;
+        let bytes = r.next(n).await.map_err(|e| store_error(r.role, r.path.as_ref(), e))?;
+        // Zero-copy when the block was handed over whole.
         Ok(Vec::from(bytes))
     }
 
@@ -178,12 +283,18 @@ impl blob_store::HostReader for BlobStoreState {
         if offset > r.size {
             return Err(types::Error::Other(format!("seek to {offset} past the end ({}) of {}", r.size, r.path)).into());
         }
+        if let Some((_, h)) = r.ahead.take() {
+            h.abort();
+        }
+        r.buffer = Bytes::new();
         r.pos = offset;
         Ok(())
     }
 
     async fn drop(&mut self, this: Resource<BlobReader>) -> wasmtime::Result<()> {
-        self.table.delete(this)?;
+        if let Some((_, h)) = self.table.delete(this)?.ahead {
+            h.abort();
+        }
         Ok(())
     }
 }
@@ -191,34 +302,40 @@ impl blob_store::HostReader for BlobStoreState {
 impl blob_store::HostWriter for BlobStoreState {
     async fn write(&mut self, this: Resource<BlobWriter>, bytes: Vec<u8>) -> Result<(), HostError> {
         let w = self.table.get_mut(&this)?;
-        let Some(upload) = w.upload.as_mut() else {
-            return Err(types::Error::Other(format!("write to {} after finish", w.path)).into());
+        let sent = match &w.tx {
+            Some(tx) => tx.send(Chunk::Data(bytes.into())).await.is_ok(),
+            None => false,
         };
-        upload
-            .wait_for_capacity(WRITE_PARALLEL)
-            .await
-            .map_err(|e| store_error(blob_store::Role::Target, &w.path, e))?;
-        w.crc = crc32c::crc32c_append(w.crc, &bytes);
-        w.bytes += bytes.len() as u64;
-        upload.put(bytes.into());
+        if !sent {
+            return Err(w.failure().await.into());
+        }
         Ok(())
     }
 
     async fn finish(&mut self, this: Resource<BlobWriter>) -> Result<blob_store::Written, HostError> {
         let w = self.table.get_mut(&this)?;
-        let Some(upload) = w.upload.take() else {
-            return Err(types::Error::Other(format!("{} finished twice", w.path)).into());
+        let sent = match w.tx.take() {
+            Some(tx) => tx.send(Chunk::Finish).await.is_ok(),
+            None => false,
         };
-        upload.finish().await.map_err(|e| store_error(blob_store::Role::Target, &w.path, e))?;
-        Ok(blob_store::Written { path: w.path.clone(), bytes: w.bytes, crc32c: w.crc })
+        if !sent {
+            return Err(w.failure().await.into());
+        }
+        let task = w.task.take().expect("task present until finished");
+        match task.await {
+            Ok(Ok((bytes, crc32c))) => Ok(blob_store::Written { path: w.path.clone(), bytes, crc32c }),
+            Ok(Err(e)) => Err(store_error(blob_store::Role::Target, &w.path, e).into()),
+            Err(e) => Err(types::Error::Other(format!("{}: writer task failed: {e}", w.path)).into()),
+        }
     }
 
     /// A writer dropped before `finish` aborts its upload: nothing appears under its path.
     async fn drop(&mut self, this: Resource<BlobWriter>) -> wasmtime::Result<()> {
-        let w = self.table.delete(this)?;
-        if let Some(upload) = w.upload {
-            if let Err(e) = upload.abort().await {
-                tracing::warn!("could not abort the unfinished upload of {}: {e}", w.path);
+        let mut w = self.table.delete(this)?;
+        drop(w.tx.take()); // the task sees the channel close without Finish and aborts
+        if let Some(task) = w.task.take() {
+            if let Ok(Err(e)) = task.await {
+                tracing::debug!("{}: unfinished upload aborted ({e})", w.path);
             }
         }
         Ok(())

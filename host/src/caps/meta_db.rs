@@ -145,11 +145,11 @@ mod tests {
         let src = SqliteSource::open(&path).await.unwrap();
         assert_eq!(src.list_tables().await.unwrap(), ["Tables"]);
         let rows = src.query("SELECT table_id, dimension, x, b FROM Tables ORDER BY table_id", &[]).await.unwrap();
-        assert_eq!(rows[0][0], types::SqlValue::Text("c".into()));
-        assert_eq!(rows[0][1], types::SqlValue::Int(16));
-        assert_eq!(rows[0][2], types::SqlValue::Real(0.5));
-        assert_eq!(rows[0][3], types::SqlValue::Blob(vec![1, 2]));
-        assert_eq!(rows[1][1], types::SqlValue::Null);
+        assert!(matches!(&rows[0][0], types::SqlValue::Text(t) if t == "c"));
+        assert!(matches!(rows[0][1], types::SqlValue::Int(16)));
+        assert!(matches!(rows[0][2], types::SqlValue::Real(x) if x == 0.5));
+        assert!(matches!(&rows[0][3], types::SqlValue::Blob(b) if b == &[1, 2]));
+        assert!(matches!(rows[1][1], types::SqlValue::Null));
 
         let mut state = MetaDbState { source: Some(Arc::new(src)) };
         let e = meta_db::Host::query(&mut state, "DELETE FROM Tables".into(), vec![]).await.unwrap_err();

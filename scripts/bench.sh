@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): dump of one large float segment (default 1 GiB, dim 768, 1% of rows
+# deleted, unsorted) local -> local with the release build, against `cp` of the same files.
+# Prints both throughputs, their ratio and the dump's peak RSS. Targets: ratio >= 0.8, RSS <= 256 MiB.
+#   BENCH_DIR  where the installation and outputs go (default /dev/shm/mm-bench: tmpfs, so disk
+#              noise does not swamp the comparison; set a disk path to measure the disk instead)
+#   GIB, DIM, DELETED_PCT, RUNS (default 3; the best run of each is reported)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+source scripts/env.sh
+cargo build --release -p milvus-migration -p mm-tests >&2
+bin="$CARGO_TARGET_DIR/release"
+dir="${BENCH_DIR:-/dev/shm/mm-bench}"
+gib="${GIB:-1}" dim="${DIM:-768}" pct="${DELETED_PCT:-1}" runs="${RUNS:-3}"
+rm -rf "$dir" && mkdir -p "$dir"
+trap 'rm -rf "$dir"' EXIT
+"$bin/gen-fixture" bench "$dir/src" --gib "$gib" --dim "$dim" --deleted-pct "$pct" >&2
+seg=$(find "$dir/src/db/tables" -name '*.rv' -printf '%h\n')
+bytes=$(( $(stat -c %s "$seg"/*.rv) + $(stat -c %s "$seg"/*.uid) ))
+cat > "$dir/migration.yaml" <<YAML
+meta:
+  mode: sqlite
+  sqliteFile: $dir/src/db/meta.sqlite
+source:
+  mode: local
+  local:
+    tablesDir: $dir/src/db/tables
+target:
+  mode: local
+  local:
+    outputDir: $dir/out
+YAML
+now() { date +%s.%N; }
+best_cp=999999 best_dump=999999 rss=0
+cat "$seg"/*.rv "$seg"/*.uid > /dev/null  # warm the page cache for both
+for _ in $(seq "$runs"); do
+  rm -rf "$dir/cp" && mkdir -p "$dir/cp"
+  t0=$(now); cp "$seg"/*.rv "$seg"/*.uid "$dir/cp/"; t1=$(now)
+  best_cp=$(echo "$t1 - $t0" | bc -l | awk -v b="$best_cp" '{print ($1<b)?$1:b}')
+  rm -rf "$dir/cp" "$dir/out"
+  t0=$(now)
+  /usr/bin/time -f '%M' -o "$dir/rss" "$bin/milvus-migration" dump --config "$dir/migration.yaml" > "$dir/dump.log"
+  t1=$(now)
+  best_dump=$(echo "$t1 - $t0" | bc -l | awk -v b="$best_dump" '{print ($1<b)?$1:b}')
+  r=$(cat "$dir/rss"); [ "$r" -gt "$rss" ] && rss=$r
+done
+grep -E '^dumped' "$dir/dump.log"
+awk -v b="$bytes" -v c="$best_cp" -v d="$best_dump" -v rss="$rss" -v gib="$gib" -v dim="$dim" -v pct="$pct" -v dir="$dir" 'BEGIN {
+  printf "segment: %.2f GiB (%d bytes), dim %d, %s%% deleted, in %s\n", b/2^30, b, dim, pct, dir
+  printf "cp:   %.3f s  %.2f GB/s\n", c, b/c/1e9
+  printf "dump: %.3f s  %.2f GB/s (whole process: start, plan, convert, manifest)\n", d, b/d/1e9
+  printf "ratio dump/cp: %.2f (target >= 0.8)\n", c/d
+  printf "dump peak RSS: %.1f MiB (target <= 256)\n", rss/1024
+}'
