@@ -1,7 +1,8 @@
 //! Builds the guest component (wasm32-wasip2) so the binary can embed it: one file to ship.
 //!
 //! A nested cargo with its own target dir (inside OUT_DIR), so it never waits on the outer
-//! build's lock.
+//! build's lock. Also compiles the Milvus proto subset (proto/) into a tonic client, with protox
+//! so that no system protoc is needed.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -9,13 +10,34 @@ use std::process::Command;
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let workspace = manifest.parent().unwrap().to_path_buf();
+    compile_protos(&workspace.join("proto"));
+    build_guest(&workspace);
+}
+
+fn compile_protos(proto_dir: &std::path::Path) {
+    let files = ["common.proto", "schema.proto", "milvus.proto"].map(|f| proto_dir.join(f));
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+    }
+    let fds = protox::compile(&files, [proto_dir]).expect("parse proto/*.proto");
+    tonic_prost_build::configure()
+        .build_server(false)
+        .build_client(true)
+        // The `Connect` RPC would collide with tonic's `connect(dst)` constructor.
+        .build_transport(false)
+        .include_file("milvus_proto.rs")
+        .compile_fds(fds)
+        .expect("generate the Milvus gRPC client");
+}
+
+fn build_guest(workspace: &std::path::Path) {
     for p in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", workspace.join(p).display());
     }
     let target_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("guest-target");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .current_dir(&workspace)
+        .current_dir(workspace)
         .args(["build", "--release", "--target", "wasm32-wasip2", "-p", "guest"])
         .env("CARGO_TARGET_DIR", &target_dir)
         .env_remove("CARGO_ENCODED_RUSTFLAGS")

@@ -4,13 +4,14 @@
 wit_bindgen::generate!({ world: "migrator", path: "../wit" });
 
 use exports::milvus::migration::engine as wit;
-use milvus::migration::{blob_store, meta_db, report, types};
+use milvus::migration::{blob_store, meta_db, milvus as mv, report, types};
 
 use crate::error::Error;
 use crate::io::{self, Level, Role};
 use crate::meta::{self, rows, Installation, VectorKind};
 use crate::plan::{self, CollectionPlan, DumpOptions, DumpPlan, PartitionPlan, SegmentUnit};
-use crate::{dump, manifest};
+use crate::load::{CollectionLoad, FileGroup, LoadOptions, PartitionLoad};
+use crate::{dump, load, manifest, verify};
 
 struct Component;
 export!(Component);
@@ -56,6 +57,110 @@ impl wit::Guest for Component {
             })
             .collect();
         Ok(manifest::write_manifest(&Imports, &plan.into(), &options.into(), &reports)?.into())
+    }
+
+    fn plan_load(options: wit::LoadOptions) -> Result<wit::LoadPlan, types::Error> {
+        let plan = load::plan_load(&Imports, &Imports, &LoadOptions { collections: options.collections })?;
+        Ok(wit::LoadPlan { collections: plan.collections.into_iter().map(Into::into).collect(), warnings: plan.warnings })
+    }
+
+    fn load_collection(collection: wit::CollectionLoad) -> Result<wit::LoadReport, types::Error> {
+        let r = load::load_collection(&Imports, &Imports, &Imports, &collection.into())?;
+        Ok(wit::LoadReport { imported: r.imported, skipped: r.skipped, rows: r.rows })
+    }
+
+    fn verify_collection(collection: wit::CollectionLoad) -> Result<wit::VerifyReport, types::Error> {
+        let r = verify::verify_collection(&Imports, &Imports, &Imports, &collection.into())?;
+        Ok(wit::VerifyReport {
+            expected_rows: r.expected_rows,
+            actual_rows: r.actual_rows,
+            partitions: r
+                .partitions
+                .into_iter()
+                .map(|p| wit::PartitionCheck {
+                    name: p.name,
+                    expected_rows: p.expected_rows,
+                    actual_rows: p.actual_rows,
+                    sampled: p.sampled,
+                    deleted_checked: p.deleted_checked,
+                    problems: p.problems,
+                })
+                .collect(),
+        })
+    }
+}
+
+impl io::Milvus for Imports {
+    fn describe_collection(&self, name: &str) -> Result<Option<io::CollectionInfo>, Error> {
+        Ok(mv::describe_collection(name)?.map(|c| io::CollectionInfo {
+            fields: c
+                .fields
+                .into_iter()
+                .map(|f| io::FieldInfo {
+                    name: f.name,
+                    field_type: match f.field_type {
+                        mv::FieldType::Int64 => io::FieldType::Int64,
+                        mv::FieldType::FloatVector => io::FieldType::FloatVector,
+                        mv::FieldType::BinaryVector => io::FieldType::BinaryVector,
+                        mv::FieldType::Other(n) => io::FieldType::Other(n),
+                    },
+                    is_primary: f.is_primary,
+                    auto_id: f.auto_id,
+                    dim: f.dim,
+                })
+                .collect(),
+            partitions: c.partitions,
+        }))
+    }
+    fn create_collection(&self, c: &io::NewCollection) -> Result<(), Error> {
+        Ok(mv::create_collection(&mv::NewCollection {
+            name: c.name.clone(),
+            description: c.description.clone(),
+            id_field: c.id_field.clone(),
+            vector_field: c.vector_field.clone(),
+            binary: c.binary,
+            dim: c.dim,
+        })?)
+    }
+    fn create_partition(&self, collection: &str, partition: &str) -> Result<(), Error> {
+        Ok(mv::create_partition(collection, partition)?)
+    }
+    fn describe_indexes(&self, collection: &str) -> Result<Vec<io::IndexInfo>, Error> {
+        Ok(mv::describe_indexes(collection)?
+            .into_iter()
+            .map(|i| io::IndexInfo { field: i.field, index_type: i.index_type, metric: i.metric, params: i.params })
+            .collect())
+    }
+    fn create_index(&self, collection: &str, i: &io::IndexInfo) -> Result<(), Error> {
+        let index = mv::IndexInfo {
+            field: i.field.clone(),
+            index_type: i.index_type.clone(),
+            metric: i.metric.clone(),
+            params: i.params.clone(),
+        };
+        Ok(mv::create_index(collection, &index)?)
+    }
+    fn load(&self, collection: &str) -> Result<(), Error> {
+        Ok(mv::load(collection)?)
+    }
+    fn import_files(&self, collection: &str, partition: &str, files: &[String]) -> Result<i64, Error> {
+        Ok(mv::import_files(collection, partition, files)?)
+    }
+    fn await_import(&self, task: i64) -> Result<io::ImportOutcome, Error> {
+        let o = mv::await_import(task)?;
+        Ok(io::ImportOutcome { completed: o.completed, rows: o.rows, reason: o.reason })
+    }
+    fn flush(&self, collection: &str) -> Result<(), Error> {
+        Ok(mv::flush(collection)?)
+    }
+    fn count_rows(&self, collection: &str, partition: Option<&str>) -> Result<u64, Error> {
+        Ok(mv::count_rows(collection, partition)?)
+    }
+    fn get_entities(&self, collection: &str, id_field: &str, vector_field: &str, ids: &[i64]) -> Result<Vec<io::Entity>, Error> {
+        Ok(mv::get_entities(collection, id_field, vector_field, ids)?
+            .into_iter()
+            .map(|e| io::Entity { id: e.id, vector: e.vector })
+            .collect())
     }
 }
 
@@ -297,6 +402,60 @@ impl From<wit::DumpPlan> for DumpPlan {
                 .collect(),
             units: p.units.into_iter().map(Into::into).collect(),
             warnings: p.warnings,
+        }
+    }
+}
+
+impl From<CollectionLoad> for wit::CollectionLoad {
+    fn from(c: CollectionLoad) -> Self {
+        wit::CollectionLoad {
+            name: c.name,
+            vector: c.vector.into(),
+            dim: c.dim,
+            metric: c.metric,
+            id_field: c.id_field,
+            vector_field: c.vector_field,
+            exists: c.exists,
+            partitions: c
+                .partitions
+                .into_iter()
+                .map(|p| wit::PartitionLoad {
+                    tag: p.tag,
+                    name: p.name,
+                    table_id: p.table_id,
+                    rows: p.rows,
+                    groups: p
+                        .groups
+                        .into_iter()
+                        .map(|g| wit::FileGroup { segment_id: g.segment_id, files: g.files, rows: g.rows })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<wit::CollectionLoad> for CollectionLoad {
+    fn from(c: wit::CollectionLoad) -> Self {
+        CollectionLoad {
+            name: c.name,
+            vector: c.vector.into(),
+            dim: c.dim,
+            metric: c.metric,
+            id_field: c.id_field,
+            vector_field: c.vector_field,
+            exists: c.exists,
+            partitions: c
+                .partitions
+                .into_iter()
+                .map(|p| PartitionLoad {
+                    tag: p.tag,
+                    name: p.name,
+                    table_id: p.table_id,
+                    rows: p.rows,
+                    groups: p.groups.into_iter().map(|g| FileGroup { segment_id: g.segment_id, files: g.files, rows: g.rows }).collect(),
+                })
+                .collect(),
         }
     }
 }

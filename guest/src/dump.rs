@@ -11,6 +11,7 @@ use crate::meta::VectorKind;
 use crate::npy::{self, Dtype};
 use crate::paths;
 use crate::plan::{DumpOptions, SegmentUnit};
+use crate::segment::deleted::Layout;
 use crate::segment::{CountedFile, DeletedSet};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,29 +64,45 @@ fn compact(buf: &mut [u8], width: usize, rows: usize, first: u64, deleted: &Dele
     kept
 }
 
-pub fn dump_segment(
-    store: &impl Store,
+/// A segment's source files, opened and checked: headers agree with each other, with the
+/// file sizes and with the dimension; deletions read.
+pub struct SegmentSource<R> {
+    pub uid: CountedFile<R>,
+    pub rv: CountedFile<R>,
+    pub deleted: DeletedSet,
+    pub rows: u64,
+    pub row_bytes: u64,
+}
+
+impl<R: crate::io::Reader> SegmentSource<R> {
+    /// The id and vector bytes of row `row` (random access).
+    pub fn row(&self, row: u64) -> Result<(i64, Vec<u8>)> {
+        self.uid.reader.seek(8 + row * ID_BYTES)?;
+        let id = read_exact(&self.uid.reader, ID_BYTES as usize, &self.uid.path, 8 + row * ID_BYTES)?;
+        self.rv.reader.seek(8 + row * self.row_bytes)?;
+        let v = read_exact(&self.rv.reader, self.row_bytes as usize, &self.rv.path, 8 + row * self.row_bytes)?;
+        Ok((i64::from_le_bytes(id[..8].try_into().expect("8 bytes")), v))
+    }
+}
+
+/// Opens the segment `segment_id` of 1.x table `table_id`; `what` names it in messages.
+pub fn open_segment<S: Store>(
+    store: &S,
     report: &impl Report,
-    unit: &SegmentUnit,
-    opts: &DumpOptions,
-) -> Result<SegmentReport> {
-    let dir = paths::segment_dir(&unit.table_id, &unit.segment_id);
-    let where_ = if unit.partition_tag.is_empty() {
-        format!("collection {:?}", unit.collection)
-    } else {
-        format!("collection {:?} partition {:?}", unit.collection, unit.partition_tag)
-    };
+    table_id: &str,
+    segment_id: &str,
+    vector: VectorKind,
+    dim: u32,
+    what: &str,
+) -> Result<SegmentSource<S::R>> {
+    let dir = paths::segment_dir(table_id, segment_id);
     let names = store.list(Role::Source, &dir)?;
     if names.is_empty() {
-        return Err(Error::NotFound(format!(
-            "segment directory {dir} of {where_} is missing or empty (the meta lists segment {} with {} rows)",
-            unit.segment_id, unit.rows
-        )));
+        return Err(Error::NotFound(format!("segment directory {dir} of {what} is missing or empty")));
     }
-    let row_bytes = unit.vector.row_bytes(unit.dim).ok_or_else(|| {
-        Error::invalid(dir.as_str(), None, format!("dimension {} is not valid for {} vectors", unit.dim, unit.vector.name()))
+    let row_bytes = vector.row_bytes(dim).ok_or_else(|| {
+        Error::invalid(dir.as_str(), None, format!("dimension {dim} is not valid for {} vectors", vector.name()))
     })?;
-
     let uid_path = one_with_ext(&names, ".uid", &dir)?;
     let rv_path = one_with_ext(&names, ".rv", &dir)?;
     let uid = CountedFile::open(store.open(Role::Source, &uid_path)?, &uid_path)?;
@@ -93,7 +110,7 @@ pub fn dump_segment(
     let rv = CountedFile::open(store.open(Role::Source, &rv_path)?, &rv_path)?;
     if rv.payload != rows * row_bytes {
         let hint = if rv.payload % row_bytes != 0 {
-            format!("; {} bytes is not a whole number of rows, so the dimension {} does not match the row width", rv.payload, unit.dim)
+            format!("; {} bytes is not a whole number of rows, so the dimension {dim} does not match the row width", rv.payload)
         } else {
             format!(" (it holds {} rows)", rv.payload / row_bytes)
         };
@@ -101,19 +118,17 @@ pub fn dump_segment(
             rv_path.as_str(),
             Some(0),
             format!(
-                "expected {} bytes of vectors ({rows} rows from {uid_path} x {row_bytes} bytes per {}-dim {} row), found {}{hint}",
+                "expected {} bytes of vectors ({rows} rows from {uid_path} x {row_bytes} bytes per {dim}-dim {} row), found {}{hint}",
                 rows * row_bytes,
-                unit.dim,
-                unit.vector.name(),
+                vector.name(),
                 rv.payload
             ),
         ));
     }
-
     let deleted_path = format!("{dir}/{}", paths::DELETED_DOCS);
     let deleted = if names.iter().any(|n| n == paths::DELETED_DOCS) {
         let (set, layout) = DeletedSet::read(&store.open(Role::Source, &deleted_path)?, &deleted_path, rows)?;
-        if layout != crate::segment::deleted::Layout::Counted && layout != crate::segment::deleted::Layout::Empty {
+        if layout != Layout::Counted && layout != Layout::Empty {
             report.log(Level::Warn, &format!("{deleted_path}: read as {layout:?}"));
         }
         set
@@ -121,6 +136,26 @@ pub fn dump_segment(
         report.log(Level::Warn, &format!("{deleted_path} is missing: no rows of this segment are treated as deleted"));
         DeletedSet::empty(rows)
     };
+    Ok(SegmentSource { uid, rv, deleted, rows, row_bytes })
+}
+
+pub fn dump_segment(
+    store: &impl Store,
+    report: &impl Report,
+    unit: &SegmentUnit,
+    opts: &DumpOptions,
+) -> Result<SegmentReport> {
+    let where_ = if unit.partition_tag.is_empty() {
+        format!("collection {:?}", unit.collection)
+    } else {
+        format!("collection {:?} partition {:?}", unit.collection, unit.partition_tag)
+    };
+    let src = open_segment(store, report, &unit.table_id, &unit.segment_id, unit.vector, unit.dim, &where_).map_err(|e| match e {
+        Error::NotFound(m) => Error::NotFound(format!("{m} (the meta lists segment {} with {} rows)", unit.segment_id, unit.rows)),
+        e => e,
+    })?;
+    let SegmentSource { uid, rv, deleted, rows, row_bytes } = src;
+    let (uid_path, rv_path) = (uid.path.clone(), rv.path.clone());
     let live = rows - deleted.count();
     if live != unit.rows {
         report.log(

@@ -50,6 +50,75 @@ pub trait Report {
     fn progress(&self, rows: u64, bytes: u64);
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldType {
+    Int64,
+    FloatVector,
+    BinaryVector,
+    Other(i32),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldInfo {
+    pub name: String,
+    pub field_type: FieldType,
+    pub is_primary: bool,
+    pub auto_id: bool,
+    pub dim: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CollectionInfo {
+    pub fields: Vec<FieldInfo>,
+    pub partitions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCollection {
+    pub name: String,
+    pub description: String,
+    pub id_field: String,
+    pub vector_field: String,
+    pub binary: bool,
+    pub dim: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexInfo {
+    pub field: String,
+    pub index_type: String,
+    pub metric: String,
+    pub params: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportOutcome {
+    pub completed: bool,
+    pub rows: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entity {
+    pub id: i64,
+    pub vector: Vec<u8>,
+}
+
+/// The target Milvus (the `milvus` import).
+pub trait Milvus {
+    fn describe_collection(&self, name: &str) -> Result<Option<CollectionInfo>>;
+    fn create_collection(&self, c: &NewCollection) -> Result<()>;
+    fn create_partition(&self, collection: &str, partition: &str) -> Result<()>;
+    fn describe_indexes(&self, collection: &str) -> Result<Vec<IndexInfo>>;
+    fn create_index(&self, collection: &str, index: &IndexInfo) -> Result<()>;
+    fn load(&self, collection: &str) -> Result<()>;
+    fn import_files(&self, collection: &str, partition: &str, files: &[String]) -> Result<i64>;
+    fn await_import(&self, task: i64) -> Result<ImportOutcome>;
+    fn flush(&self, collection: &str) -> Result<()>;
+    fn count_rows(&self, collection: &str, partition: Option<&str>) -> Result<u64>;
+    fn get_entities(&self, collection: &str, id_field: &str, vector_field: &str, ids: &[i64]) -> Result<Vec<Entity>>;
+}
+
 /// Reads exactly `n` bytes, or fails naming `path` when the file ends first.
 pub fn read_exact(r: &impl Reader, n: usize, path: &str, at: u64) -> Result<Vec<u8>> {
     let mut buf = r.read(n.min(u32::MAX as usize) as u32)?;

@@ -5,12 +5,18 @@
 pub mod dump;
 pub mod error;
 pub mod io;
+pub mod journal;
+pub mod load;
+#[cfg(test)]
+mod load_tests;
 pub mod manifest;
 pub mod meta;
+pub mod names;
 pub mod npy;
 pub mod paths;
 pub mod plan;
 pub mod segment;
+pub mod verify;
 
 // Only in the component: a native cdylib cannot carry the component's export symbols.
 #[cfg(target_arch = "wasm32")]

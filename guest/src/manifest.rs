@@ -1,68 +1,70 @@
 //! `manifest.json` at the target root: what a completed dump wrote, for `load` and `verify`
 //! and for anyone checking the files (rows, bytes and CRC-32C per file).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::dump::SegmentReport;
 use crate::error::{Error, Result};
-use crate::io::{Role, Store, Writer, Written};
+use crate::io::{read_exact, Reader, Role, Store, Writer, Written};
 use crate::paths;
 use crate::plan::{DumpOptions, DumpPlan};
 
 pub const FORMAT: &str = "milvus-migration-rs/manifest/1";
+/// A manifest larger than this is not one we wrote.
+const MAX_MANIFEST_BYTES: u64 = 256 << 20;
 
-#[derive(Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Manifest<'a> {
-    format: &'static str,
-    id_field: &'a str,
-    vector_field: &'a str,
-    rows: u64,
-    collections: Vec<CollectionEntry<'a>>,
+pub struct Manifest {
+    pub format: String,
+    pub id_field: String,
+    pub vector_field: String,
+    pub rows: u64,
+    pub collections: Vec<CollectionEntry>,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CollectionEntry<'a> {
-    name: &'a str,
-    vector_type: &'static str,
-    dim: u32,
-    metric: u32,
-    engine_type: u32,
-    index_params: &'a str,
-    rows: u64,
-    partitions: Vec<PartitionEntry<'a>>,
+pub struct CollectionEntry {
+    pub name: String,
+    pub vector_type: String,
+    pub dim: u32,
+    pub metric: u32,
+    pub engine_type: u32,
+    pub index_params: String,
+    pub rows: u64,
+    pub partitions: Vec<PartitionEntry>,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PartitionEntry<'a> {
+pub struct PartitionEntry {
     /// Empty for the default partition.
-    tag: &'a str,
-    table_id: &'a str,
-    rows: u64,
-    segments: Vec<SegmentEntry<'a>>,
+    pub tag: String,
+    pub table_id: String,
+    pub rows: u64,
+    pub segments: Vec<SegmentEntry>,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct SegmentEntry<'a> {
-    segment: &'a str,
-    dir: &'a str,
-    rows_in: u64,
-    deleted: u64,
-    rows: u64,
-    files: Vec<FileEntry<'a>>,
+pub struct SegmentEntry {
+    pub segment: String,
+    pub dir: String,
+    pub rows_in: u64,
+    pub deleted: u64,
+    pub rows: u64,
+    pub files: Vec<FileEntry>,
 }
 
-#[derive(Serialize)]
-struct FileEntry<'a> {
-    path: &'a str,
-    bytes: u64,
-    crc32c: String,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub bytes: u64,
+    pub crc32c: String,
 }
 
-pub fn write_manifest(store: &impl Store, plan: &DumpPlan, opts: &DumpOptions, reports: &[SegmentReport]) -> Result<Written> {
+pub fn build(plan: &DumpPlan, opts: &DumpOptions, reports: &[SegmentReport]) -> Result<Manifest> {
     if reports.len() != plan.units.len() {
         return Err(Error::Other(format!(
             "manifest needs one report per unit: {} units, {} reports",
@@ -80,45 +82,70 @@ pub fn write_manifest(store: &impl Store, plan: &DumpPlan, opts: &DumpOptions, r
                 .zip(reports)
                 .filter(|(u, _)| u.collection == c.name && u.table_id == p.table_id)
                 .map(|(u, r)| SegmentEntry {
-                    segment: &u.segment_id,
-                    dir: &u.output_dir,
+                    segment: u.segment_id.clone(),
+                    dir: u.output_dir.clone(),
                     rows_in: r.rows_in,
                     deleted: r.deleted,
                     rows: r.rows_out,
                     files: r
                         .files
                         .iter()
-                        .map(|f| FileEntry { path: &f.path, bytes: f.bytes, crc32c: format!("{:08x}", f.crc32c) })
+                        .map(|f| FileEntry { path: f.path.clone(), bytes: f.bytes, crc32c: format!("{:08x}", f.crc32c) })
                         .collect(),
                 })
                 .collect();
             partitions.push(PartitionEntry {
-                tag: &p.tag,
-                table_id: &p.table_id,
+                tag: p.tag.clone(),
+                table_id: p.table_id.clone(),
                 rows: segments.iter().map(|s| s.rows).sum(),
                 segments,
             });
         }
         collections.push(CollectionEntry {
-            name: &c.name,
-            vector_type: c.vector.name(),
+            name: c.name.clone(),
+            vector_type: c.vector.name().to_string(),
             dim: c.dim,
             metric: c.metric,
             engine_type: c.engine_type,
-            index_params: &c.index_params,
+            index_params: c.index_params.clone(),
             rows: partitions.iter().map(|p| p.rows).sum(),
             partitions,
         });
     }
-    let doc = Manifest {
-        format: FORMAT,
-        id_field: &opts.id_field,
-        vector_field: &opts.vector_field,
+    Ok(Manifest {
+        format: FORMAT.to_string(),
+        id_field: opts.id_field.clone(),
+        vector_field: opts.vector_field.clone(),
         rows: collections.iter().map(|c| c.rows).sum(),
         collections,
-    };
+    })
+}
+
+pub fn write_manifest(store: &impl Store, plan: &DumpPlan, opts: &DumpOptions, reports: &[SegmentReport]) -> Result<Written> {
+    let doc = build(plan, opts, reports)?;
     let text = serde_json::to_vec_pretty(&doc).map_err(|e| Error::Other(format!("manifest: {e}")))?;
     let w = store.create(Role::Target, paths::MANIFEST)?;
     w.write(&text)?;
     w.finish()
+}
+
+/// Reads the manifest a completed dump left in the target store.
+pub fn read_manifest(store: &impl Store) -> Result<Manifest> {
+    let size = store.stat(Role::Target, paths::MANIFEST)?.ok_or_else(|| {
+        Error::NotFound(format!(
+            "{} in the target store: run `dump` first (a dump that did not complete writes no manifest)",
+            paths::MANIFEST
+        ))
+    })?;
+    if size > MAX_MANIFEST_BYTES {
+        return Err(Error::invalid(paths::MANIFEST, None, format!("{size} bytes is too large for a manifest")));
+    }
+    let r = store.open(Role::Target, paths::MANIFEST)?;
+    let bytes = read_exact(&r, r.size() as usize, paths::MANIFEST, 0)?;
+    let m: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::invalid(paths::MANIFEST, Some(e.line() as u64), format!("not a dump manifest: {e}")))?;
+    if m.format != FORMAT {
+        return Err(Error::Unsupported(format!("{}: format {:?} (expected {FORMAT:?})", paths::MANIFEST, m.format)));
+    }
+    Ok(m)
 }

@@ -14,3 +14,5 @@ wasmtime::component::bindgen!({
 
 pub use exports::milvus::migration::engine;
 pub use milvus::migration::{blob_store, meta_db, report, types};
+/// The `milvus` interface (the package namespace is also called `milvus`).
+pub use milvus::migration::milvus as target;

@@ -24,12 +24,20 @@ migration.yaml keys (the Go tool's, same meaning):
                                     remote: not supported by this version yet
   target.mode                       local: target.local.outputDir = where npy files go
                                     remote: not supported by this version yet
-  target.remote.*, target.milvus2x.*  accepted; used by the remote target and load phases
+  target.remote.*                   accepted; for remote targets (not supported by this version yet)
+  target.milvus2x.endpoint          host:port of the Milvus 2.x server (load, verify, migrate)
+  target.milvus2x.username, .password  credentials (password also from $MILVUS_MIGRATION_MILVUS_PASSWORD)
+  target.milvus2x.database          database to use (created when missing; default `default`)
+  target.milvus2x.grpc.maxCallRecvMsgSize, .maxCallSendMsgSize  gRPC message limits in bytes
   log.level                         error | warn | info | debug (default info)
 Keys of our own (section `migration`):
   migration.idField, migration.vectorField     field (npy file) names, default id / data
   migration.sandbox.memoryMiB                   memory limit per unit of work (default 256)
   migration.sandbox.fuel                        CPU budget per unit, wasm instructions (default 2e11)
+  migration.milvus.tls, migration.milvus.caCert TLS to Milvus, with an optional CA certificate (PEM)
+  migration.milvus.importTimeoutSeconds         how long to wait for one import (default 3600)
+A local target (target.mode local) is imported by absolute path, so Milvus must use local
+storage on this machine (common.storageType: local).
 Unknown keys are errors, reported with their line.";
 
 /// Migrate a Milvus 0.9.x-1.x installation into Milvus 2.x.
@@ -65,6 +73,23 @@ pub enum Command {
     /// manifest is written only when every segment succeeded.
     #[command(after_help = format!("{CONFIG_KEYS}\n\n{EXIT_CODES}"))]
     Dump(DumpArgs),
+    /// Bulk-import a completed dump into Milvus 2.x, then verify it.
+    ///
+    /// Reads the dump's manifest.json, checks every collection against the server first (an
+    /// existing collection must have the same schema, or nothing is imported), creates missing
+    /// collections and partitions (1.x tags that 2.x rejects are mapped to valid names, and the
+    /// mapping is printed), imports each segment's npy files with one Import request, waits for
+    /// it, and records it in a journal next to the dump: running `load` again imports nothing
+    /// twice. Then runs `verify` unless --no-verify.
+    #[command(after_help = format!("{CONFIG_KEYS}\n\n{EXIT_CODES}"))]
+    Load(LoadArgs),
+    /// Compare Milvus 2.x with the 1.x source: exact row counts per collection and partition,
+    /// vectors of sampled rows of every segment byte for byte, deleted rows absent.
+    #[command(after_help = format!("{CONFIG_KEYS}\n\n{EXIT_CODES}"))]
+    Verify(CommonArgs),
+    /// dump, load and verify in one command (export too: meta.json is written next to the dump).
+    #[command(after_help = format!("{CONFIG_KEYS}\n\n{EXIT_CODES}"))]
+    Migrate(CommonArgs),
     /// Print the version.
     Version,
 }
@@ -81,6 +106,25 @@ pub struct ExportArgs {
     /// Directory for meta.json (created when missing).
     #[arg(short = 'o', long = "output", value_name = "DIR")]
     pub output: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Skip the verification after the import.
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CommonArgs {
+    /// migration.yaml; default ./migration.yaml, then ./configs/migration.yaml.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Only these collections (comma-separated).
+    #[arg(long = "col", value_name = "NAMES", value_delimiter = ',')]
+    pub collections: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -5,6 +5,7 @@ mod caps;
 mod cli;
 mod exit;
 mod job;
+mod pb;
 mod progress;
 mod sandbox;
 mod settings;
@@ -17,6 +18,7 @@ use tracing_subscriber::EnvFilter;
 
 use cli::{Cli, Command};
 use exit::Failure;
+use settings::{Needs, Settings};
 
 fn init_logging(verbose: u8, level: Option<&str>) {
     let level = match verbose {
@@ -34,6 +36,14 @@ fn init_logging(verbose: u8, level: Option<&str>) {
         .try_init();
 }
 
+/// Finds, reads and checks migration.yaml, then starts logging at its level.
+fn settings(config: Option<&std::path::Path>, collections: Vec<String>, needs: Needs, verbose: u8) -> Result<Settings, Failure> {
+    let path = settings::locate(config).map_err(|e| Failure::Usage(e.into()))?;
+    let s = Settings::load(&path, collections, needs).map_err(|e| Failure::Usage(e.into()))?;
+    init_logging(verbose, s.log_level.as_deref());
+    Ok(s)
+}
+
 async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Version => {
@@ -45,10 +55,22 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             job::export::run(args).await
         }
         Command::Dump(args) => {
-            let path = settings::locate(args.config.as_deref()).map_err(|e| Failure::Usage(e.into()))?;
-            let s = settings::DumpSettings::load(&path, args.collections).map_err(|e| Failure::Usage(e.into()))?;
-            init_logging(cli.verbose, s.log_level.as_deref());
-            job::dump::run(s).await
+            let s = settings(args.config.as_deref(), args.collections, Needs { meta: true, milvus: false }, cli.verbose)?;
+            job::dump::run(&s).await
+        }
+        Command::Load(args) => {
+            let c = args.common;
+            let s = settings(c.config.as_deref(), c.collections, Needs { meta: false, milvus: true }, cli.verbose)?;
+            job::load::run(&s, !args.no_verify).await
+        }
+        Command::Verify(c) => {
+            let s = settings(c.config.as_deref(), c.collections, Needs { meta: false, milvus: true }, cli.verbose)?;
+            job::load::verify(&s).await
+        }
+        Command::Migrate(c) => {
+            let s = settings(c.config.as_deref(), c.collections, Needs { meta: true, milvus: true }, cli.verbose)?;
+            job::dump::run(&s).await?;
+            job::load::run(&s, true).await
         }
     }
 }

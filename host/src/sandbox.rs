@@ -18,6 +18,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 use crate::bindings::{self, engine, types, Migrator, MigratorPre};
 use crate::caps::blob_store::{BlobStoreState, Grants};
 use crate::caps::meta_db::{MetaDbState, MetaSource};
+use crate::caps::milvus::{MilvusConn, MilvusState};
 use crate::caps::report::{ReportState, Warnings};
 use crate::progress::Progress;
 use crate::state::HostState;
@@ -53,6 +54,7 @@ pub enum UnitError {
 pub struct Caps {
     pub meta: Option<Arc<dyn MetaSource>>,
     pub grants: Grants,
+    pub milvus: Option<Arc<MilvusConn>>,
     pub progress: Option<Progress>,
     pub warnings: Warnings,
     /// Names the unit in log lines.
@@ -119,6 +121,7 @@ impl Sandbox {
         bindings::meta_db::add_to_linker::<HostState, HasSelf<MetaDbState>>(&mut linker, |s| &mut s.meta)?;
         bindings::blob_store::add_to_linker::<HostState, HasSelf<BlobStoreState>>(&mut linker, |s| &mut s.blobs)?;
         bindings::report::add_to_linker::<HostState, HasSelf<ReportState>>(&mut linker, |s| &mut s.report)?;
+        bindings::target::add_to_linker::<HostState, HasSelf<MilvusState>>(&mut linker, |s| &mut s.milvus)?;
         let pre = MigratorPre::new(linker.instantiate_pre(&component)?)?;
         Ok(Sandbox { engine, pre, limits })
     }
@@ -138,6 +141,7 @@ impl Sandbox {
                 .build(),
             meta: MetaDbState { source: caps.meta },
             blobs: BlobStoreState::new(caps.grants),
+            milvus: MilvusState { conn: caps.milvus },
             report: ReportState { unit: caps.unit, progress: caps.progress, warnings: caps.warnings },
         };
         let mut store = Store::new(&self.engine, state);
@@ -212,6 +216,24 @@ impl Sandbox {
     ) -> Result<bindings::blob_store::Written, UnitError> {
         let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
         let r = inst.milvus_migration_engine().call_write_manifest(&mut store, plan, opts, reports).await;
+        self.outcome(r, &err)
+    }
+
+    pub async fn plan_load(&self, caps: Caps, opts: &engine::LoadOptions) -> Result<engine::LoadPlan, UnitError> {
+        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = inst.milvus_migration_engine().call_plan_load(&mut store, opts).await;
+        self.outcome(r, &err)
+    }
+
+    pub async fn load_collection(&self, caps: Caps, c: &engine::CollectionLoad) -> Result<engine::LoadReport, UnitError> {
+        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = inst.milvus_migration_engine().call_load_collection(&mut store, c).await;
+        self.outcome(r, &err)
+    }
+
+    pub async fn verify_collection(&self, caps: Caps, c: &engine::CollectionLoad) -> Result<engine::VerifyReport, UnitError> {
+        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = inst.milvus_migration_engine().call_verify_collection(&mut store, c).await;
         self.outcome(r, &err)
     }
 }

@@ -3,10 +3,17 @@
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::sandbox::Limits;
+
+/// Environment variables read for settings.
+pub mod env {
+    /// The Milvus password, when `target.milvus2x.password` is not in the file.
+    pub const MILVUS_PASSWORD: &str = "MILVUS_MIGRATION_MILVUS_PASSWORD";
+}
 
 /// Where the config is looked for when `--config` is not given (the Go tool's order).
 pub const DEFAULT_CONFIG_PATHS: [&str; 2] = ["migration.yaml", "configs/migration.yaml"];
@@ -186,6 +193,16 @@ struct Ours {
     vector_field: Option<String>,
     #[serde(default)]
     sandbox: SandboxKeys,
+    #[serde(default)]
+    milvus: OursMilvus,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct OursMilvus {
+    tls: Option<bool>,
+    ca_cert: Option<PathBuf>,
+    import_timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -211,11 +228,49 @@ pub enum StoreSetting {
     Local(PathBuf),
 }
 
+/// The target Milvus 2.x (`target.milvus2x` and `migration.milvus`).
+#[derive(Clone)]
+pub struct MilvusSettings {
+    /// `host:port`, as written.
+    pub endpoint: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub database: String,
+    pub tls: bool,
+    pub ca_cert: Option<PathBuf>,
+    pub max_recv_bytes: usize,
+    pub max_send_bytes: usize,
+    pub import_timeout: Duration,
+}
+
+impl std::fmt::Debug for MilvusSettings {
+    // Never print the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MilvusSettings")
+            .field("endpoint", &self.endpoint)
+            .field("username", &self.username)
+            .field("database", &self.database)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a command needs from the file.
+#[derive(Debug, Clone, Copy)]
+pub struct Needs {
+    pub meta: bool,
+    pub milvus: bool,
+}
+
 #[derive(Debug, Clone)]
-pub struct DumpSettings {
+pub struct Settings {
     pub workers: NonZeroUsize,
+    pub loader_workers: NonZeroUsize,
     pub read_chunk: u32,
-    pub meta: MetaSetting,
+    /// Present when the command needs it (dump, migrate).
+    pub meta: Option<MetaSetting>,
+    /// Present when the command needs it (load, verify, migrate).
+    pub milvus: Option<MilvusSettings>,
     pub source: StoreSetting,
     pub target: StoreSetting,
     pub collections: Vec<String>,
@@ -244,8 +299,8 @@ fn read_file(path: &Path) -> Result<File, SettingsError> {
 }
 
 /// Relative paths in the file are taken relative to the current directory, as the Go tool does.
-impl DumpSettings {
-    pub fn load(path: &Path, collections: Vec<String>) -> Result<Self, SettingsError> {
+impl Settings {
+    pub fn load(path: &Path, collections: Vec<String>, needs: Needs) -> Result<Self, SettingsError> {
         let f = read_file(path)?;
         let mut problems = Vec::new();
         let need = |v: Option<PathBuf>, key: &str, problems: &mut Vec<String>| {
@@ -271,7 +326,15 @@ impl DumpSettings {
         }
         let read_chunk = (kb.clamp(4, 16 * 1024) * 1024) as u32;
 
+        let loader_workers = match f.loader.worker.limit {
+            None => NonZeroUsize::new(2).unwrap(),
+            Some(n) => NonZeroUsize::new(n).unwrap_or_else(|| {
+                problems.push("loader.worker.limit must be at least 1".into());
+                NonZeroUsize::MIN
+            }),
+        };
         let meta = match f.meta.mode.as_deref().unwrap_or("") {
+            "" if !needs.meta => MetaSetting::Json(PathBuf::new()),
             "local" => MetaSetting::Json(need(f.meta.local_file, "meta.localFile (meta.mode local)", &mut problems)),
             "mock" => MetaSetting::Json(need(f.meta.mock_file, "meta.mockFile (meta.mode mock)", &mut problems)),
             "sqlite" => MetaSetting::Sqlite(need(f.meta.sqlite_file, "meta.sqliteFile (meta.mode sqlite)", &mut problems)),
@@ -313,6 +376,29 @@ impl DumpSettings {
                 StoreSetting::Local(PathBuf::new())
             }
         };
+        let meta = needs.meta.then_some(meta);
+        let milvus = if needs.milvus {
+            let m = f.target.milvus2x.unwrap_or_default();
+            let endpoint = m.endpoint.filter(|e| !e.trim().is_empty()).unwrap_or_else(|| {
+                problems.push("target.milvus2x.endpoint is required (host:port of the Milvus 2.x server)".into());
+                String::new()
+            });
+            let grpc = m.grpc.unwrap_or_default();
+            let ours = &f.migration.milvus;
+            Some(MilvusSettings {
+                endpoint,
+                username: m.username.filter(|u| !u.is_empty()),
+                password: m.password.filter(|p| !p.is_empty()).or_else(|| std::env::var(env::MILVUS_PASSWORD).ok()),
+                database: m.database.filter(|d| !d.is_empty()).unwrap_or_else(|| "default".into()),
+                tls: ours.tls.unwrap_or(false),
+                ca_cert: ours.ca_cert.clone(),
+                max_recv_bytes: grpc.max_call_recv_msg_size.unwrap_or(256 << 20) as usize,
+                max_send_bytes: grpc.max_call_send_msg_size.unwrap_or(64 << 20) as usize,
+                import_timeout: Duration::from_secs(ours.import_timeout_seconds.unwrap_or(3600)),
+            })
+        } else {
+            None
+        };
         let mut limits = DEFAULT_LIMITS;
         if let Some(mib) = f.migration.sandbox.memory_mib {
             if !(16..=4096).contains(&mib) {
@@ -329,8 +415,10 @@ impl DumpSettings {
         if !problems.is_empty() {
             return Err(SettingsError::Invalid { path: path.into(), problems });
         }
-        Ok(DumpSettings {
+        Ok(Settings {
             workers,
+            loader_workers,
+            milvus,
             read_chunk,
             meta,
             source,
@@ -348,11 +436,11 @@ impl DumpSettings {
 mod tests {
     use super::*;
 
-    fn load(yaml: &str) -> Result<DumpSettings, SettingsError> {
+    fn load(yaml: &str) -> Result<Settings, SettingsError> {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("migration.yaml");
         std::fs::write(&p, yaml).unwrap();
-        DumpSettings::load(&p, vec![])
+        Settings::load(&p, vec![], Needs { meta: true, milvus: true })
     }
 
     const GUIDE: &str = r#"
@@ -396,7 +484,10 @@ target:
     #[test]
     fn the_guides_file_parses() {
         let s = load(GUIDE).unwrap();
-        assert_eq!(s.meta, MetaSetting::Json("/outputDir/test/meta.json".into()));
+        assert_eq!(s.meta, Some(MetaSetting::Json("/outputDir/test/meta.json".into())));
+        let m = s.milvus.unwrap();
+        assert_eq!((m.endpoint.as_str(), m.database.as_str(), m.password.as_deref()), ("localhost:19530", "default", Some("xxxx")));
+        assert!(!format!("{m:?}").contains("xxxx"), "password in Debug output");
         assert_eq!(s.source, StoreSetting::Local("/db/tables/".into()));
         assert_eq!(s.target, StoreSetting::Local("/out".into()));
         assert_eq!(s.workers.get(), 2);

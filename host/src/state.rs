@@ -6,6 +6,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::caps::blob_store::BlobStoreState;
 use crate::caps::meta_db::MetaDbState;
+use crate::caps::milvus::MilvusState;
 use crate::caps::report::ReportState;
 
 pub struct HostState {
@@ -15,6 +16,7 @@ pub struct HostState {
     pub limits: StoreLimits,
     pub meta: MetaDbState,
     pub blobs: BlobStoreState,
+    pub milvus: MilvusState,
     pub report: ReportState,
 }
 

@@ -30,10 +30,11 @@ pub fn run(cwd: &Path, args: &[&str]) -> Output {
     Command::new(binary()).current_dir(cwd).args(args).output().expect("run milvus-migration")
 }
 
-/// The project's Python with numpy (`.venv`, made by scripts/python-env.sh), or MM_PYTHON.
-/// Missing is a failure, never a skip.
+/// The project's Python with numpy: MM_PYTHON, else `$MM_VENV` or `.venv` (made by
+/// scripts/python-env.sh). Missing is a failure, never a skip.
 pub fn python() -> PathBuf {
-    let p = std::env::var("MM_PYTHON").map(PathBuf::from).unwrap_or_else(|_| repo_root().join(".venv/bin/python"));
+    let venv = std::env::var("MM_VENV").map(PathBuf::from).unwrap_or_else(|_| repo_root().join(".venv"));
+    let p = std::env::var("MM_PYTHON").map(PathBuf::from).unwrap_or_else(|_| venv.join("bin/python"));
     assert!(p.is_file(), "{} is missing: run scripts/python-env.sh (the test command does)", p.display());
     p
 }

@@ -43,6 +43,13 @@ impl DeletedSet {
         row < self.rows && self.bits[(row / 64) as usize] & (1 << (row % 64)) != 0
     }
 
+    /// The deleted rows, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.bits.iter().enumerate().flat_map(|(w, &word)| {
+            (0..64u64).filter(move |b| word & (1 << b) != 0).map(move |b| w as u64 * 64 + b)
+        })
+    }
+
     /// Whether any row in `start..end` is deleted (cheap skip for runs with no deletions).
     pub fn any_in(&self, start: u64, end: u64) -> bool {
         let mut r = start;
@@ -146,6 +153,7 @@ mod tests {
         assert_eq!(set.count(), 4);
         assert!(set.contains(0) && set.contains(3) && set.contains(9) && set.contains(70));
         assert!(!set.contains(1));
+        assert_eq!(set.iter().collect::<Vec<_>>(), [0, 3, 9, 70]);
         assert!(set.any_in(60, 71) && !set.any_in(10, 70) && !set.any_in(71, 100));
     }
 

@@ -2,6 +2,7 @@
 
 pub mod blob_store;
 pub mod meta_db;
+pub mod milvus;
 pub mod report;
 
 use crate::bindings::types;

@@ -12,9 +12,9 @@ use crate::caps::meta_db::{MetaSource, SqliteSource};
 use crate::exit::Failure;
 use crate::progress::Progress;
 use crate::sandbox::{Caps, Sandbox};
-use crate::settings::{DumpSettings, MetaSetting, StoreSetting};
+use crate::settings::{MetaSetting, Settings, StoreSetting};
 
-fn grants(s: &DumpSettings) -> anyhow::Result<Grants> {
+pub fn grants(s: &Settings) -> anyhow::Result<Grants> {
     let StoreSetting::Local(src) = &s.source;
     let StoreSetting::Local(dst) = &s.target;
     Ok(Grants {
@@ -52,10 +52,11 @@ fn print_plan(plan: &engine::DumpPlan) {
     }
 }
 
-pub async fn run(s: DumpSettings) -> Result<(), Failure> {
+pub async fn run(s: &Settings) -> Result<(), Failure> {
     let started = Instant::now();
-    let grants = grants(&s).map_err(Failure::Usage)?;
-    let (meta_source, db): (engine::MetaSource, Option<Arc<dyn MetaSource>>) = match &s.meta {
+    let grants = grants(s).map_err(Failure::Usage)?;
+    let meta = s.meta.as_ref().expect("dump settings carry the meta");
+    let (meta_source, db): (engine::MetaSource, Option<Arc<dyn MetaSource>>) = match meta {
         MetaSetting::Json(p) => {
             let text = std::fs::read_to_string(p)
                 .map_err(|e| Failure::Usage(anyhow::anyhow!("cannot read meta file {}: {e}", p.display())))?;

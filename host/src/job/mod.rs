@@ -2,6 +2,7 @@
 
 pub mod dump;
 pub mod export;
+pub mod load;
 
 use std::path::Path;
 use std::sync::Arc;

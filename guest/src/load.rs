@@ -1,0 +1,258 @@
+//! Loading a dump into Milvus 2.x: plan (check the target first), then per collection create
+//! what is missing and import every file group exactly once, as the journal records.
+
+use crate::error::{Error, Result};
+use crate::io::{FieldType, Level, Milvus, NewCollection, Report, Store};
+use crate::journal::{self, Entry, State};
+use crate::manifest::{read_manifest, CollectionEntry};
+use crate::meta::VectorKind;
+use crate::names::{self, DEFAULT_PARTITION};
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LoadOptions {
+    pub collections: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileGroup {
+    pub segment_id: String,
+    pub files: Vec<String>,
+    pub rows: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionLoad {
+    pub tag: String,
+    pub name: String,
+    pub table_id: String,
+    pub rows: u64,
+    pub groups: Vec<FileGroup>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionLoad {
+    pub name: String,
+    pub vector: VectorKind,
+    pub dim: u32,
+    pub metric: u32,
+    pub id_field: String,
+    pub vector_field: String,
+    pub exists: bool,
+    pub partitions: Vec<PartitionLoad>,
+}
+
+impl CollectionLoad {
+    pub fn rows(&self) -> u64 {
+        self.partitions.iter().map(|p| p.rows).sum()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadPlan {
+    pub collections: Vec<CollectionLoad>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LoadReport {
+    pub imported: u32,
+    pub skipped: u32,
+    pub rows: u64,
+}
+
+fn vector_kind(c: &CollectionEntry) -> Result<VectorKind> {
+    match c.vector_type.as_str() {
+        "float" => Ok(VectorKind::Float),
+        "binary" => Ok(VectorKind::Binary),
+        v => Err(Error::invalid("manifest.json", None, format!("collection {:?}: unknown vectorType {v:?}", c.name))),
+    }
+}
+
+/// Why an existing collection cannot receive this data; empty when it can.
+fn schema_problems(info: &crate::io::CollectionInfo, c: &CollectionLoad) -> Vec<String> {
+    let mut problems = Vec::new();
+    let want_vec = match c.vector {
+        VectorKind::Float => FieldType::FloatVector,
+        VectorKind::Binary => FieldType::BinaryVector,
+    };
+    match info.fields.iter().find(|f| f.name == c.id_field) {
+        None => problems.push(format!("it has no field {:?}", c.id_field)),
+        Some(f) if f.field_type != FieldType::Int64 || !f.is_primary => {
+            problems.push(format!("field {:?} is not an Int64 primary key", c.id_field))
+        }
+        Some(f) if f.auto_id => problems.push(format!("field {:?} generates its ids (autoID), the 1.x ids would be lost", c.id_field)),
+        Some(_) => {}
+    }
+    match info.fields.iter().find(|f| f.name == c.vector_field) {
+        None => problems.push(format!("it has no field {:?}", c.vector_field)),
+        Some(f) if f.field_type != want_vec => {
+            problems.push(format!("field {:?} is {:?}, the 1.x collection has {} vectors", c.vector_field, f.field_type, c.vector.name()))
+        }
+        Some(f) if f.dim != Some(c.dim) => problems.push(format!(
+            "field {:?} has dim {}, the 1.x collection has dim {}",
+            c.vector_field,
+            f.dim.map_or("?".to_string(), |d| d.to_string()),
+            c.dim
+        )),
+        Some(_) => {}
+    }
+    for f in info.fields.iter().filter(|f| f.name != c.id_field && f.name != c.vector_field) {
+        problems.push(format!("it has another field {:?}, which the dump has no data for", f.name));
+    }
+    problems
+}
+
+pub fn plan_load(store: &impl Store, milvus: &impl Milvus, opts: &LoadOptions) -> Result<LoadPlan> {
+    let manifest = read_manifest(store)?;
+    let unknown: Vec<&String> =
+        opts.collections.iter().filter(|n| !manifest.collections.iter().any(|c| &&c.name == n)).collect();
+    if !unknown.is_empty() {
+        let known: Vec<&str> = manifest.collections.iter().map(|c| c.name.as_str()).collect();
+        return Err(Error::NotFound(format!(
+            "collection(s) {} not in the dump's manifest (it has: {})",
+            unknown.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", "),
+            known.join(", ")
+        )));
+    }
+    let mut plan = LoadPlan { collections: vec![], warnings: vec![] };
+    let mut problems = Vec::new();
+    for c in manifest.collections.iter().filter(|c| opts.collections.is_empty() || opts.collections.contains(&c.name)) {
+        if !names::is_valid(&c.name) {
+            problems.push(format!("collection {:?}: not a valid 2.x collection name", c.name));
+            continue;
+        }
+        let tags: Vec<&str> = c.partitions.iter().map(|p| p.tag.as_str()).collect();
+        let mapped = names::partition_names(&tags);
+        let mut partitions = Vec::new();
+        for (p, name) in c.partitions.iter().zip(mapped) {
+            if !p.tag.is_empty() && p.tag != name {
+                plan.warnings.push(format!("collection {:?}: partition tag {:?} becomes 2.x partition {name:?}", c.name, p.tag));
+            }
+            let groups = p
+                .segments
+                .iter()
+                .filter(|s| !s.files.is_empty())
+                .map(|s| FileGroup { segment_id: s.segment.clone(), files: s.files.iter().map(|f| f.path.clone()).collect(), rows: s.rows })
+                .collect();
+            partitions.push(PartitionLoad { tag: p.tag.clone(), name, table_id: p.table_id.clone(), rows: p.rows, groups });
+        }
+        let mut load = CollectionLoad {
+            name: c.name.clone(),
+            vector: vector_kind(c)?,
+            dim: c.dim,
+            metric: c.metric,
+            id_field: manifest.id_field.clone(),
+            vector_field: manifest.vector_field.clone(),
+            exists: false,
+            partitions,
+        };
+        if let Some(info) = milvus.describe_collection(&c.name)? {
+            let p = schema_problems(&info, &load);
+            if p.is_empty() {
+                load.exists = true;
+            } else {
+                problems.push(format!("existing collection {:?} does not match: {}", c.name, p.join("; ")));
+            }
+        }
+        plan.collections.push(load);
+    }
+    if !problems.is_empty() {
+        return Err(Error::Unsupported(format!("{}. Nothing was imported.", problems.join(". "))));
+    }
+    Ok(plan)
+}
+
+fn description(c: &CollectionLoad) -> String {
+    format!(
+        "Migrated from Milvus 1.x collection {:?} ({} vectors, dim {}, 1.x metric_type {}) by milvus-migration",
+        c.name,
+        c.vector.name(),
+        c.dim,
+        c.metric
+    )
+}
+
+pub fn load_collection(store: &impl Store, milvus: &impl Milvus, report: &impl Report, c: &CollectionLoad) -> Result<LoadReport> {
+    let existing = milvus.describe_collection(&c.name)?;
+    let partitions = match existing {
+        Some(info) => info.partitions,
+        None => {
+            milvus.create_collection(&NewCollection {
+                name: c.name.clone(),
+                description: description(c),
+                id_field: c.id_field.clone(),
+                vector_field: c.vector_field.clone(),
+                binary: c.vector == VectorKind::Binary,
+                dim: c.dim,
+            })?;
+            report.log(Level::Info, &format!("created collection {:?}", c.name));
+            vec![DEFAULT_PARTITION.to_string()]
+        }
+    };
+    for p in c.partitions.iter().filter(|p| p.name != DEFAULT_PARTITION && !partitions.contains(&p.name)) {
+        milvus.create_partition(&c.name, &p.name)?;
+        report.log(Level::Info, &format!("created partition {:?} of {:?}", p.name, c.name));
+    }
+
+    let mut out = LoadReport::default();
+    let mut waiting = Vec::new();
+    for p in &c.partitions {
+        for g in &p.groups {
+            let jpath = journal::path_for(&g.files[0]);
+            match journal::read(store, &jpath)? {
+                Some(e) if e.state == State::Completed => {
+                    out.skipped += 1;
+                    continue;
+                }
+                Some(e) if e.state == State::Submitted => {
+                    report.log(Level::Info, &format!("segment {}: waiting on import task {} from an earlier run", g.segment_id, e.task));
+                    waiting.push((p, g, jpath, e.task));
+                    continue;
+                }
+                _ => {}
+            }
+            let task = milvus.import_files(&c.name, &p.name, &g.files)?;
+            let entry = Entry {
+                collection: c.name.clone(),
+                partition: p.name.clone(),
+                files: g.files.clone(),
+                task,
+                state: State::Submitted,
+                rows: g.rows,
+                reason: String::new(),
+            };
+            journal::write(store, &jpath, &entry)?;
+            waiting.push((p, g, jpath, task));
+        }
+    }
+    let mut failures = Vec::new();
+    for (p, g, jpath, task) in waiting {
+        let outcome = milvus.await_import(task)?;
+        let mut entry = Entry {
+            collection: c.name.clone(),
+            partition: p.name.clone(),
+            files: g.files.clone(),
+            task,
+            state: if outcome.completed { State::Completed } else { State::Failed },
+            rows: outcome.rows,
+            reason: outcome.reason.clone(),
+        };
+        if outcome.completed && outcome.rows != 0 && outcome.rows != g.rows {
+            entry.reason = format!("server reports {} rows, the dump has {}", outcome.rows, g.rows);
+            failures.push(format!("segment {} (task {task}): {}", g.segment_id, entry.reason));
+        } else if !outcome.completed {
+            failures.push(format!("segment {} (task {task}) failed on the server: {}", g.segment_id, outcome.reason));
+        }
+        journal::write(store, &jpath, &entry)?;
+        if outcome.completed {
+            out.imported += 1;
+            out.rows += g.rows;
+            report.progress(g.rows, 0);
+        }
+    }
+    milvus.flush(&c.name)?;
+    if !failures.is_empty() {
+        return Err(Error::Remote { code: 0, reason: format!("collection {:?}: {}", c.name, failures.join("; ")) });
+    }
+    Ok(out)
+}

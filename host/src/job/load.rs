@@ -1,0 +1,134 @@
+//! `load` and `verify`: plan against the target, import per collection, then compare.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+
+use crate::bindings::engine;
+use crate::caps::milvus::{ImportPaths, MilvusConn};
+use crate::exit::Failure;
+use crate::progress::Progress;
+use crate::sandbox::{Caps, Sandbox};
+use crate::settings::{Settings, StoreSetting};
+
+/// Connects to Milvus and plans the load; nothing is imported yet.
+async fn prepare(s: &Settings) -> Result<(Sandbox, Caps, engine::LoadPlan), Failure> {
+    let grants = super::dump::grants(s).map_err(Failure::Usage)?;
+    let StoreSetting::Local(out) = &s.target;
+    let root = std::fs::canonicalize(out)
+        .map_err(|e| Failure::Usage(anyhow::anyhow!("target.local.outputDir {}: {e}", out.display())))?;
+    let m = s.milvus.as_ref().expect("load settings carry milvus");
+    let conn = MilvusConn::connect(m, ImportPaths::Local(root)).await.map_err(Failure::Run)?;
+    println!("Milvus {} at {}, database {:?}", conn.version, m.endpoint, m.database);
+    let sandbox = Sandbox::new(s.limits).map_err(Failure::Run)?;
+    let caps = Caps { grants, milvus: Some(Arc::new(conn)), ..Default::default() };
+    let opts = engine::LoadOptions { collections: s.collections.clone() };
+    let plan = sandbox
+        .plan_load(Caps { unit: "plan".into(), ..caps.clone() }, &opts)
+        .await
+        .map_err(|e| Failure::Run(anyhow::anyhow!("planning the load failed: {e}")))?;
+    for w in &plan.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok((sandbox, caps, plan))
+}
+
+fn rows(c: &engine::CollectionLoad) -> u64 {
+    c.partitions.iter().map(|p| p.rows).sum()
+}
+
+pub async fn run(s: &Settings, verify_after: bool) -> Result<(), Failure> {
+    let (sandbox, caps, plan) = prepare(s).await?;
+    println!("load: {} collection(s)", plan.collections.len());
+    for c in &plan.collections {
+        let groups: usize = c.partitions.iter().map(|p| p.groups.len()).sum();
+        println!(
+            "  {:<24} {} partition(s) {groups} file group(s) {} rows{}",
+            c.name,
+            c.partitions.len(),
+            rows(c),
+            if c.exists { " (collection exists)" } else { "" }
+        );
+    }
+    let progress = Progress::start(0, "load");
+    let results: Vec<_> = futures::stream::iter(plan.collections.iter())
+        .map(|c| {
+            let caps = Caps { unit: c.name.clone(), progress: Some(progress.clone()), ..caps.clone() };
+            let sandbox = &sandbox;
+            async move { sandbox.load_collection(caps, c).await }
+        })
+        .buffered(s.loader_workers.get())
+        .collect()
+        .await;
+    progress.finish();
+    let mut failed = Vec::new();
+    for (c, r) in plan.collections.iter().zip(results) {
+        match r {
+            Ok(r) => println!(
+                "  {:<24} imported {} group(s) ({} rows), {} already imported by an earlier run",
+                c.name, r.imported, r.rows, r.skipped
+            ),
+            Err(e) => failed.push(format!("collection {}: {e}", c.name)),
+        }
+    }
+    if !failed.is_empty() {
+        for f in &failed {
+            eprintln!("failed: {f}");
+        }
+        return Err(Failure::Run(anyhow::anyhow!("{} of {} collection(s) failed to load", failed.len(), plan.collections.len())));
+    }
+    if verify_after {
+        check(&sandbox, &caps, &plan).await
+    } else {
+        println!("not verified (--no-verify); run `verify` to compare with the source");
+        Ok(())
+    }
+}
+
+pub async fn verify(s: &Settings) -> Result<(), Failure> {
+    let (sandbox, caps, plan) = prepare(s).await?;
+    check(&sandbox, &caps, &plan).await
+}
+
+/// Verifies every collection and prints the table; fails on any mismatch.
+async fn check(sandbox: &Sandbox, caps: &Caps, plan: &engine::LoadPlan) -> Result<(), Failure> {
+    println!("verify:");
+    println!("  {:<24} {:<24} {:>12} {:>12} {:>8} {:>8}  result", "collection", "partition", "source rows", "milvus rows", "sampled", "deleted");
+    let mut bad = 0;
+    for c in &plan.collections {
+        let caps = Caps { unit: format!("verify {}", c.name), ..caps.clone() };
+        match sandbox.verify_collection(caps, c).await {
+            Ok(r) => {
+                for p in &r.partitions {
+                    let ok = p.problems.is_empty() && p.expected_rows == p.actual_rows;
+                    println!(
+                        "  {:<24} {:<24} {:>12} {:>12} {:>8} {:>8}  {}",
+                        c.name,
+                        p.name,
+                        p.expected_rows,
+                        p.actual_rows,
+                        p.sampled,
+                        p.deleted_checked,
+                        if ok { "ok" } else { "MISMATCH" }
+                    );
+                    for problem in &p.problems {
+                        println!("      {problem}");
+                    }
+                    bad += usize::from(!ok);
+                }
+                let ok = r.expected_rows == r.actual_rows;
+                println!("  {:<24} {:<24} {:>12} {:>12} {:>8} {:>8}  {}", c.name, "(all)", r.expected_rows, r.actual_rows, "", "", if ok { "ok" } else { "MISMATCH" });
+                bad += usize::from(!ok);
+            }
+            Err(e) => {
+                println!("  {:<24} verification failed: {e}", c.name);
+                bad += 1;
+            }
+        }
+    }
+    if bad > 0 {
+        return Err(Failure::Run(anyhow::anyhow!("verification found {bad} mismatch(es)")));
+    }
+    println!("verified: every collection and partition matches the source");
+    Ok(())
+}

@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# A real Milvus 2.3.5 standalone for the end-to-end tests, from the `milvus` PyPI wheel, with LOCAL storage.
+# Recipe and measured pitfalls: shared/spec/test-env.md §3, §5.4-5.7.
+#
+#   scripts/milvus.sh start    ensure the venv, write the config, start Milvus, wait until it answers (idempotent)
+#   scripts/milvus.sh stop     SIGTERM, wait up to 60 s (a zombie counts as gone), then SIGKILL
+#   scripts/milvus.sh status   exit 0 when running and healthy, 1 otherwise
+#   scripts/milvus.sh purge    stop, then delete the Milvus data and run dirs (keeps the venv)
+#
+# State: $MM_TE_DIR (default ~/.cache/milvus-migration/te): milvus/ (binaries, configs, logs, data) and run/ (pid file).
+# Venv: $MM_VENV (default .venv), made by scripts/python-env.sh.
+# Endpoint: 127.0.0.1:19530 (gRPC), http://127.0.0.1:9091/healthz. Bulk-import files for this local-storage Milvus are
+# read by ABSOLUTE path on this host; the data dir (localStorage.path) is printed as MILVUS_LOCAL_STORAGE.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+te_dir="${MM_TE_DIR:-$HOME/.cache/milvus-migration/te}"
+mkdir -p "$te_dir"
+te_dir=$(cd "$te_dir" && pwd)            # absolute: Milvus gets absolute paths only
+mv_dir="$te_dir/milvus"
+run_dir="$te_dir/run"
+pid_file="$run_dir/milvus.pid"
+venv="${MM_VENV:-$root/.venv}"
+py="$venv/bin/python"
+host=127.0.0.1
+grpc_port=19530
+metrics_port=9091
+etcd_port=2379
+healthz="http://$host:$metrics_port/healthz"
+start_timeout=180
+stop_timeout=60
+
+say() { echo "milvus.sh: $*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+
+# The pid in the pid file, if it names a live (not zombie) process running our binary.
+live_pid() {
+  [ -s "$pid_file" ] || return 1
+  local pid stat
+  pid=$(cat "$pid_file")
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  stat=$(ps -o stat= -p "$pid" 2>/dev/null) || return 1
+  [[ -n "$stat" && "$stat" != Z* ]] || return 1
+  [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$mv_dir/bin/milvus" ] || return 1
+  echo "$pid"
+}
+
+gone_or_zombie() {
+  local stat
+  stat=$(ps -o stat= -p "$1" 2>/dev/null) || return 0
+  [[ -z "$stat" || "$stat" == Z* ]]
+}
+
+port_open() { (exec 3<>"/dev/tcp/$host/$1") 2>/dev/null; }
+
+healthy() { [[ "$(curl -sf --max-time 3 "$healthz" 2>/dev/null)" == *OK* ]]; }
+
+rpc_ok() {
+  "$py" - <<EOF
+from pymilvus import connections, utility
+connections.connect(alias="mm_check", host="$host", port="$grpc_port", timeout=60)
+utility.list_collections(using="mm_check")
+connections.disconnect("mm_check")
+EOF
+}
+
+local_storage_path() {
+  # localStorage.path from the written milvus.yaml (no yaml module in the venv: the section is flat).
+  sed -n '/^localStorage:/,/^[^ #]/s/^  path: *\([^ #]*\).*/\1/p' "$mv_dir/configs/milvus.yaml" 2>/dev/null | head -n1
+}
+
+print_endpoints() {
+  echo "MILVUS_ENDPOINT=$host:$grpc_port"
+  echo "MILVUS_URI=http://$host:$grpc_port"
+  echo "MILVUS_HEALTHZ=$healthz"
+  echo "MILVUS_LOCAL_STORAGE=$(local_storage_path)"
+  echo "MILVUS_PY=$py"
+  echo "MILVUS_DIR=$mv_dir"
+}
+
+show_logs() {
+  local f
+  # Milvus logs mostly to stdout; standalone-*.log and etcd.log hold the rest.
+  for f in "$mv_dir/logs/milvus-stderr.log" "$mv_dir/logs/milvus-stdout.log" "$mv_dir"/logs/standalone-*.log; do
+    [ -s "$f" ] || continue
+    say "---- last 40 lines of $f ----"
+    tail -n 40 "$f" >&2
+  done
+}
+
+write_config() {
+  # §5.4 step 2-3: the wheel's own config writer (not the milvus-server wrapper), all ports pinned, with a
+  # SO_REUSEADDR bind check (the package's fails on TIME_WAIT sockets right after a restart).
+  MV_DIR="$mv_dir" "$py" - <<'EOF'
+import os, re, socket, sys
+from milvus import MilvusServerConfig, _initialize_data_files
+
+mv_dir = os.environ["MV_DIR"]
+storage = os.path.join(mv_dir, "data")
+
+def try_bind_port(self, port):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+        return sock
+    except OSError:
+        sock.close()
+        return None
+
+MilvusServerConfig.try_bind_port = try_bind_port
+cfg = MilvusServerConfig(data_dir=mv_dir)
+settings = {
+    "proxy_port": 19530, "etcd_port": 2379, "proxy_internal_port": 19529, "root_coord_port": 53100,
+    "query_coord_port": 19531, "query_node_port": 21123, "index_coord_port": 22930, "index_node_port": 21121,
+    "data_coord_port": 13333, "data_node_port": 21124,
+    "common.session.ttl": 10,
+    "common.storageType": "local",
+    # Not in the spec: the template's 1800 s lets a query node that holds a loaded collection block SIGTERM
+    # for 30 min (standalone has no other node to hand segments to); queryNode.gracefulStopTimeout falls back to it.
+    "common.gracefulStopTimeout": 5,
+}
+for comp in ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode"):
+    settings[f"{comp}.ip"] = "127.0.0.1"
+for key, value in settings.items():
+    if key in cfg.configurable_items:
+        cfg.configs[key] = value
+    else:
+        cfg.set(key, value)
+try:
+    cfg.resolve()
+except RuntimeError as e:
+    sys.exit(f"milvus.sh: ERROR: {e} (a port Milvus needs is taken)")
+_initialize_data_files(cfg.base_data_dir)
+
+# Check what was written: local storage at an absolute path, and every setting present.
+text = open(os.path.join(mv_dir, "configs", "milvus.yaml"), encoding="utf-8").read()
+m = re.search(r"^localStorage:\n  path: *([^ #\n]+)", text, re.M)
+path = m.group(1) if m else ""
+if path != storage:
+    sys.exit(f"milvus.sh: ERROR: localStorage.path is {path!r}, expected {storage!r}")
+for pat in (r"^  storageType: local\b", r"^  gracefulStopTimeout: 5\b", r"^    ttl: 10\b", r"^  port: 19530\b", r"^  endpoints: localhost:2379\b"):
+    if not re.search(pat, text, re.M):
+        sys.exit(f"milvus.sh: ERROR: milvus.yaml lacks {pat!r}")
+if len(re.findall(r"^  ip: 127\.0\.0\.1\b", text, re.M)) != 7:
+    sys.exit("milvus.sh: ERROR: milvus.yaml does not pin all 7 component ips to 127.0.0.1")
+EOF
+}
+
+# Waits for /healthz then one real RPC; on timeout shows the logs and fails.
+wait_ready() {
+  local pid=$1 t0=$2
+  while ! healthy; do
+    if gone_or_zombie "$pid"; then
+      show_logs; die "Milvus (pid $pid) exited during startup"
+    fi
+    if (( SECONDS - t0 >= start_timeout )); then
+      show_logs; die "Milvus not healthy after ${start_timeout} s ($healthz)"
+    fi
+    sleep 0.5
+  done
+  say "healthz OK after $((SECONDS - t0)) s"
+  local err
+  if ! err=$(rpc_ok 2>&1); then
+    show_logs; say "$err"; die "healthz OK but list_collections failed"
+  fi
+  say "list_collections OK after $((SECONDS - t0)) s"
+}
+
+cmd_start() {
+  local t0=$SECONDS pid
+  if pid=$(live_pid); then
+    if healthy; then
+      say "already running (pid $pid) and healthy"
+      print_endpoints; return 0
+    fi
+    say "running (pid $pid) but not healthy yet; waiting"
+    wait_ready "$pid" "$t0"; print_endpoints; return 0
+  fi
+  rm -f "$pid_file"
+  local p
+  for p in "$grpc_port" "$metrics_port" "$etcd_port"; do
+    if port_open "$p"; then
+      die "port $p is in use by a process this script did not start ($(ss -ltnpH "sport = :$p" 2>/dev/null | head -n1 | sed -e "s/.*users:((//" -e "s/))$//"))." \
+        "Stop it (or run 'scripts/milvus.sh stop' if it is a leftover Milvus of another MM_TE_DIR) and retry."
+    fi
+  done
+  "$root/scripts/python-env.sh"
+  mkdir -p "$mv_dir/run" "$mv_dir/logs" "$run_dir"
+  say "writing config and unpacking binaries into $mv_dir"
+  write_config
+  say "config written after $((SECONDS - t0)) s; starting $mv_dir/bin/milvus run standalone"
+  local f
+  for f in stdout stderr; do   # keep the previous run's output for post-mortems
+    if [ -s "$mv_dir/logs/milvus-$f.log" ]; then mv -f "$mv_dir/logs/milvus-$f.log" "$mv_dir/logs/milvus-$f.prev.log"; fi
+  done
+  # §5.4 step 4: the binary itself, detached (own session, stdin closed); the pid file names Milvus itself.
+  DEPLOY_MODE=STANDALONE METRICS_PORT="$metrics_port" MILVUS_RUN_DIR="$mv_dir/run" \
+    LD_LIBRARY_PATH="$mv_dir/bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+    setsid -f bash -c 'echo $$ >"$1"; cd "$2"; exec nohup "$2/bin/milvus" run standalone' _ "$pid_file" "$mv_dir" \
+    </dev/null >"$mv_dir/logs/milvus-stdout.log" 2>"$mv_dir/logs/milvus-stderr.log"
+  local i
+  for i in $(seq 50); do [ -s "$pid_file" ] && break; sleep 0.1; done
+  [ -s "$pid_file" ] || die "no pid file $pid_file after starting Milvus"
+  pid=$(cat "$pid_file")
+  say "started pid $pid"
+  wait_ready "$pid" "$t0"
+  say "started in $((SECONDS - t0)) s"
+  print_endpoints
+}
+
+cmd_stop() {
+  local pid t0=$SECONDS
+  if ! pid=$(live_pid); then
+    if [ -e "$pid_file" ]; then say "pid file names no live Milvus; removing it"; fi
+    rm -f "$pid_file"
+    say "not running"
+    if port_open "$grpc_port"; then say "note: port $grpc_port is open, but not by a Milvus this script started"; fi
+    return 0
+  fi
+  say "stopping pid $pid (SIGTERM)"
+  kill -TERM "$pid" 2>/dev/null || true
+  while ! gone_or_zombie "$pid" && (( SECONDS - t0 < stop_timeout )); do sleep 0.2; done
+  if ! gone_or_zombie "$pid"; then
+    say "still running after ${stop_timeout} s; SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do gone_or_zombie "$pid" && break; sleep 0.1; done
+  fi
+  rm -f "$pid_file"
+  say "stopped in $((SECONDS - t0)) s"
+}
+
+cmd_status() {
+  local pid
+  if ! pid=$(live_pid); then
+    echo "milvus: not running (no live pid in $pid_file)"
+    if port_open "$grpc_port"; then echo "milvus: note: port $grpc_port is open, but not by a Milvus this script started"; fi
+    return 1
+  fi
+  if healthy; then
+    echo "milvus: running (pid $pid), healthy"
+    print_endpoints
+    return 0
+  fi
+  echo "milvus: running (pid $pid), NOT healthy ($healthz)"
+  return 1
+}
+
+cmd_purge() {
+  cmd_stop
+  rm -rf "$mv_dir" "$run_dir"
+  say "purged $mv_dir and $run_dir (venv $venv kept)"
+}
+
+case "${1:-}" in
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  status) cmd_status ;;
+  purge) cmd_purge ;;
+  *) echo "usage: $0 start|stop|status|purge" >&2; exit 2 ;;
+esac
