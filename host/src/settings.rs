@@ -478,7 +478,7 @@ target:
   milvus2x:
     endpoint: "localhost:19530"
     username: xxxx
-    password: xxxx
+    password: s3cr3t-pw
 "#;
 
     #[test]
@@ -486,8 +486,8 @@ target:
         let s = load(GUIDE).unwrap();
         assert_eq!(s.meta, Some(MetaSetting::Json("/outputDir/test/meta.json".into())));
         let m = s.milvus.unwrap();
-        assert_eq!((m.endpoint.as_str(), m.database.as_str(), m.password.as_deref()), ("localhost:19530", "default", Some("xxxx")));
-        assert!(!format!("{m:?}").contains("xxxx"), "password in Debug output");
+        assert_eq!((m.endpoint.as_str(), m.database.as_str(), m.password.as_deref()), ("localhost:19530", "default", Some("s3cr3t-pw")));
+        assert!(!format!("{m:?}").contains("s3cr3t"), "password in Debug output");
         assert_eq!(s.source, StoreSetting::Local("/db/tables/".into()));
         assert_eq!(s.target, StoreSetting::Local("/out".into()));
         assert_eq!(s.workers.get(), 2);

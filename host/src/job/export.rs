@@ -1,5 +1,6 @@
 //! `export`: the 1.x meta database to meta.json.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -12,22 +13,25 @@ use crate::sandbox::{Caps, Sandbox};
 use crate::settings::DEFAULT_LIMITS;
 
 pub async fn run(args: ExportArgs) -> Result<(), Failure> {
-    let meta: Arc<dyn crate::caps::meta_db::MetaSource> = match (&args.sqlite, &args.mysql) {
-        (Some(path), _) => Arc::new(SqliteSource::open(path).await.map_err(Failure::Usage)?),
-        (None, Some(_)) => {
-            return Err(Failure::Usage(anyhow::anyhow!(
-                "export -m (MySQL meta) is not supported by this version yet; export from a copy of meta.sqlite with -s"
-            )))
-        }
+    match (&args.sqlite, &args.mysql) {
+        (Some(path), _) => export_sqlite(path, &args.output).await,
+        (None, Some(_)) => Err(Failure::Usage(anyhow::anyhow!(
+            "export -m (MySQL meta) is not supported by this version yet; export from a copy of meta.sqlite with -s"
+        ))),
         (None, None) => unreachable!("clap requires -m or -s"),
-    };
+    }
+}
+
+/// Writes `<output>/meta.json` from a 1.x meta.sqlite.
+pub async fn export_sqlite(path: &Path, output: &Path) -> Result<(), Failure> {
+    let meta: Arc<dyn crate::caps::meta_db::MetaSource> = Arc::new(SqliteSource::open(path).await.map_err(Failure::Usage)?);
     let sandbox = Sandbox::new(DEFAULT_LIMITS).map_err(Failure::Run)?;
     let caps = Caps { meta: Some(meta), unit: "export".into(), ..Default::default() };
     let json = sandbox.export_meta(caps).await.map_err(|e| Failure::Run(anyhow::anyhow!("export failed: {e}")))?;
-    std::fs::create_dir_all(&args.output)
-        .with_context(|| format!("cannot create output directory {}", args.output.display()))
+    std::fs::create_dir_all(output)
+        .with_context(|| format!("cannot create output directory {}", output.display()))
         .map_err(Failure::Run)?;
-    let path = args.output.join("meta.json");
+    let path = output.join("meta.json");
     write_atomically(&path, json.as_bytes()).map_err(Failure::Run)?;
     println!("wrote {} ({} bytes)", path.display(), json.len());
     Ok(())

@@ -1,0 +1,227 @@
+//! generate -> export -> dump -> load -> verify against a real Milvus 2.3.5 (started by
+//! scripts/test.sh; MILVUS_ENDPOINT names it), with pymilvus as an independent second check.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use mm_tests::expect::Expected;
+use mm_tests::tool::{python, repo_root, run, text};
+use mm_tests::{generate, CollectionSpec, PartitionSpec, SegmentSpec, Spec};
+
+fn endpoint() -> String {
+    std::env::var("MILVUS_ENDPOINT").unwrap_or_else(|_| "127.0.0.1:19530".into())
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A name no other test run used (the server outlives the tests).
+fn unique(prefix: &str) -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros();
+    format!("{prefix}_{}_{}", std::process::id(), t % 1_000_000_000)
+}
+
+/// Float (two segments, unsorted and repeated deletions, a tag 2.x rejects, an empty partition)
+/// and binary (JACCARD) collections.
+fn spec(float_name: &str, binary_name: &str) -> Spec {
+    let seg = |rows, deleted: &[i32]| SegmentSpec { rows, deleted: deleted.to_vec(), ..Default::default() };
+    Spec {
+        seed: 11,
+        collections: vec![
+            CollectionSpec {
+                name: float_name.into(),
+                dim: 16,
+                metric: 1,
+                engine_type: 1,
+                index_params: "{}".into(),
+                dropped: false,
+                segments: vec![SegmentSpec { indexed: true, ..seg(700, &[650, 3, 99, 3, 0]) }, seg(300, &[299, 10, 10])],
+                partitions: vec![
+                    PartitionSpec { tag: "2023-Q4 sales".into(), dropped: false, segments: vec![seg(250, &[7, 1])] },
+                    PartitionSpec { tag: "empty".into(), dropped: false, segments: vec![] },
+                ],
+            },
+            CollectionSpec {
+                name: binary_name.into(),
+                dim: 64,
+                metric: 4,
+                engine_type: 10,
+                index_params: r#"{"nlist":16}"#.into(),
+                dropped: false,
+                segments: vec![seg(400, &[5, 1, 5])],
+                partitions: vec![],
+            },
+        ],
+    }
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    config: PathBuf,
+    expected: Expected,
+}
+
+/// Generates the installation, exports it and writes migration.yaml (meta.json, local target).
+async fn setup(spec: &Spec, extra_milvus: &str) -> Env {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let g = generate(spec, &dir.join("src"), true).await.unwrap();
+    let o = run(&dir, &["export", "-s", s(&g.meta_sqlite), "-o", s(&dir.join("migration_data"))]);
+    assert!(o.status.success(), "{}", text(&o));
+    let config = dir.join("migration.yaml");
+    let yaml = format!(
+        "dumper:\n  worker:\n    workMode: milvus1x\nloader:\n  worker:\n    limit: 2\nmeta:\n  mode: local\n  localFile: {}\n\
+         source:\n  mode: local\n  local:\n    tablesDir: {}\ntarget:\n  mode: local\n  local:\n    outputDir: {}\n\
+         \x20 milvus2x:\n    endpoint: {}\n{extra_milvus}",
+        s(&dir.join("migration_data/meta.json")),
+        s(&g.tables),
+        s(&dir.join("out")),
+        endpoint()
+    );
+    std::fs::write(&config, yaml).unwrap();
+    Env { _dir: tmp, dir, config, expected: g.expected }
+}
+
+fn cmd(env: &Env, args: &[&str]) -> Output {
+    let mut all = args.to_vec();
+    let cfg = format!("--config={}", s(&env.config));
+    all.push(&cfg);
+    run(&env.dir, &all)
+}
+
+/// pymilvus' view: counts per partition and a few vectors by id, deleted ids absent.
+fn pymilvus_check(env: &Env, collection: &str, partition_names: &[(&str, &str)]) {
+    let c = env.expected.collections.iter().find(|c| c.name == collection).unwrap();
+    let mut partitions = serde_json::Map::new();
+    let mut vectors = Vec::new();
+    for p in &c.partitions {
+        let name = partition_names.iter().find(|(tag, _)| *tag == p.tag).map_or("_default", |(_, n)| n);
+        let rows: usize = p.segments.iter().map(|s| s.ids.len()).sum();
+        partitions.insert(name.to_string(), rows.into());
+        for seg in &p.segments {
+            let width = if c.binary { c.dim as usize / 8 } else { c.dim as usize * 4 };
+            for i in [0, seg.ids.len() / 2, seg.ids.len().saturating_sub(1)] {
+                let Some(id) = seg.ids.get(i) else { continue };
+                let bytes = &seg.vectors[i * width..(i + 1) * width];
+                let v = if c.binary {
+                    serde_json::json!({"id": id, "partition": name, "binary_hex": bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()})
+                } else {
+                    let f: Vec<f32> = bytes.chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+                    serde_json::json!({"id": id, "partition": name, "float": f})
+                };
+                vectors.push(v);
+            }
+        }
+    }
+    // Ids of deleted rows: the generator gives segment k ids k*1e6 + row.
+    let live: std::collections::HashSet<i64> = c.partitions.iter().flat_map(|p| &p.segments).flat_map(|s| s.ids.iter().copied()).collect();
+    let absent: Vec<i64> = c
+        .partitions
+        .iter()
+        .flat_map(|p| &p.segments)
+        .flat_map(|s| {
+            let first = s.ids.first().map(|i| i - i % 1_000_000).unwrap_or(0);
+            (0..s.rows_in as i64).map(move |r| first + r)
+        })
+        .filter(|id| !live.contains(id))
+        .collect();
+    assert!(!absent.is_empty());
+    let spec = serde_json::json!({"collection": collection, "partitions": partitions, "vectors": vectors, "absent_ids": absent});
+    let file = env.dir.join(format!("check-{collection}.json"));
+    std::fs::write(&file, spec.to_string()).unwrap();
+    let o = Command::new(python())
+        .arg(repo_root().join("tests/py/milvus_check.py"))
+        .args(["--uri", &endpoint(), "--spec", s(&file)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "pymilvus check failed:\n{}", text(&o));
+}
+
+#[tokio::test]
+async fn dump_load_verify_and_a_second_opinion_from_pymilvus() {
+    let (fname, bname) = (unique("books"), unique("prints"));
+    let env = setup(&spec(&fname, &bname), "").await;
+    let o = cmd(&env, &["dump"]);
+    assert!(o.status.success(), "{}", text(&o));
+    env.expected.check_dump(&env.dir.join("out")).unwrap();
+
+    let o = cmd(&env, &["load"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("verified: every collection and partition matches the source"), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("partition tag \"2023-Q4 sales\" becomes 2.x partition \"p_2023_Q4_sales\""), "{}", text(&o));
+    pymilvus_check(&env, &fname, &[("2023-Q4 sales", "p_2023_Q4_sales"), ("empty", "empty")]);
+    pymilvus_check(&env, &bname, &[]);
+
+    // Again: nothing imported twice, same counts, still verified.
+    let o = cmd(&env, &["load"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(&format!("{fname:<24} imported 0 group(s) (0 rows), 3 already imported")), "{}", text(&o));
+    pymilvus_check(&env, &fname, &[("2023-Q4 sales", "p_2023_Q4_sales"), ("empty", "empty")]);
+
+    let o = cmd(&env, &["verify", "--col", &bname]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains(&fname));
+}
+
+#[tokio::test]
+async fn migrate_runs_every_step_into_a_new_database() {
+    let name = unique("mig");
+    let spec = Spec { seed: 4, collections: vec![spec(&name, "unused").collections[0].clone()] };
+    let db = unique("db");
+    let env = setup(&spec, &format!("    database: {db}\n")).await;
+    // Straight from meta.sqlite: migrate exports meta.json next to the dump first.
+    let yaml = std::fs::read_to_string(&env.config).unwrap().replace(
+        &format!("  mode: local\n  localFile: {}", s(&env.dir.join("migration_data/meta.json"))),
+        &format!("  mode: sqlite\n  sqliteFile: {}", s(&env.dir.join("src/db/meta.sqlite"))),
+    );
+    assert!(yaml.contains("mode: sqlite"));
+    std::fs::write(&env.config, yaml).unwrap();
+    let o = cmd(&env, &["migrate"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(&format!("database \"{db}\"")) && out.contains("verified:"), "{}", text(&o));
+    assert!(env.dir.join("out/meta.json").is_file());
+    env.expected.check_dump(&env.dir.join("out")).unwrap();
+}
+
+#[tokio::test]
+async fn a_collection_with_another_dimension_stops_the_load_before_any_import() {
+    let name = unique("dim");
+    let mut first = spec(&name, "unused");
+    first.collections.truncate(1);
+    let env = setup(&first, "").await;
+    assert!(cmd(&env, &["dump"]).status.success());
+    assert!(cmd(&env, &["load", "--no-verify"]).status.success());
+
+    // The same collection name, dumped again with dim 8.
+    let mut other = first.clone();
+    other.collections[0].dim = 8;
+    let env2 = setup(&other, "").await;
+    assert!(cmd(&env2, &["dump"]).status.success());
+    let o = cmd(&env2, &["load"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("existing collection \"{name}\" does not match: field \"data\" has dim 16, the 1.x collection has dim 8")),
+        "{}",
+        text(&o)
+    );
+    assert!(err.contains("Nothing was imported"), "{}", text(&o));
+    assert!(!env2.dir.join("out/_journal").exists(), "a journal entry means something was submitted");
+}
+
+#[tokio::test]
+async fn a_milvus_that_is_down_is_named() {
+    let env = setup(&spec(&unique("down"), "unused"), "").await;
+    assert!(cmd(&env, &["dump"]).status.success());
+    let yaml = std::fs::read_to_string(&env.config).unwrap().replace(&endpoint(), "127.0.0.1:1");
+    std::fs::write(&env.config, yaml).unwrap();
+    let o = cmd(&env, &["load"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot reach Milvus at 127.0.0.1:1 (target.milvus2x.endpoint)"), "{}", text(&o));
+}
