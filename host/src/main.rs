@@ -10,6 +10,7 @@ mod progress;
 mod sandbox;
 mod settings;
 mod state;
+mod stores;
 
 use std::process::ExitCode;
 
@@ -70,8 +71,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Migrate(c) => {
             let s = settings(c.config.as_deref(), c.collections, Needs { meta: true, milvus: true }, cli.verbose)?;
             // The export step: a meta.json of the source, kept next to the dump.
-            if let (Some(settings::MetaSetting::Sqlite(db)), settings::StoreSetting::Local(out)) = (&s.meta, &s.target) {
-                job::export::export_sqlite(db, out).await?;
+            if let (Some(meta), settings::StoreSetting::Local(out)) = (&s.meta, &s.target) {
+                if let (_, Some(db)) = job::dump::meta_source(meta, &s.source).await? {
+                    job::export::export(db, out).await?;
+                }
             }
             job::dump::run(&s).await?;
             job::load::run(&s, true).await

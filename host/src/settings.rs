@@ -13,6 +13,11 @@ use crate::sandbox::Limits;
 pub mod env {
     /// The Milvus password, when `target.milvus2x.password` is not in the file.
     pub const MILVUS_PASSWORD: &str = "MILVUS_MIGRATION_MILVUS_PASSWORD";
+    /// Bucket keys, when `ak` / `sk` are not in the file.
+    pub const SOURCE_AK: &str = "MILVUS_MIGRATION_SOURCE_AK";
+    pub const SOURCE_SK: &str = "MILVUS_MIGRATION_SOURCE_SK";
+    pub const TARGET_AK: &str = "MILVUS_MIGRATION_TARGET_AK";
+    pub const TARGET_SK: &str = "MILVUS_MIGRATION_TARGET_SK";
 }
 
 /// Where the config is looked for when `--config` is not given (the Go tool's order).
@@ -215,17 +220,128 @@ struct SandboxKeys {
 
 // ---- typed settings ----
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub enum MetaSetting {
     /// A meta.json file (`meta.mode: local` or `mock`).
     Json(PathBuf),
     /// The 1.x meta.sqlite.
     Sqlite(PathBuf),
+    /// The 1.x MySQL meta: a Go driver DSN or a mysql:// URL (holds the password).
+    Mysql(String),
+    /// A meta.json key in the source bucket (`meta.mode: remote`).
+    Remote(String),
+}
+
+impl std::fmt::Debug for MetaSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetaSetting::Json(p) => write!(f, "Json({p:?})"),
+            MetaSetting::Sqlite(p) => write!(f, "Sqlite({p:?})"),
+            MetaSetting::Mysql(_) => f.write_str("Mysql(<redacted>)"),
+            MetaSetting::Remote(k) => write!(f, "Remote({k:?})"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreSetting {
     Local(PathBuf),
+    Remote(RemoteStore),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cloud {
+    /// AWS S3, MinIO and any S3-compatible server.
+    Aws,
+    Gcp,
+    Azure,
+}
+
+/// A bucket (and a key prefix in it), from `source.remote` or `target.remote`.
+#[derive(Clone, PartialEq)]
+pub struct RemoteStore {
+    /// `source.remote` or `target.remote`, for messages.
+    pub section: &'static str,
+    pub cloud: Cloud,
+    /// host:port of an S3-compatible server; none for the cloud's own endpoint.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub bucket: String,
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+    pub use_ssl: bool,
+    pub use_iam: bool,
+    pub check_bucket: bool,
+    /// Key prefix: `tablesDir` of a source, `outputDir` of a target ("" for the bucket root).
+    pub prefix: String,
+}
+
+impl std::fmt::Debug for RemoteStore {
+    // Never print the keys.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteStore")
+            .field("cloud", &self.cloud)
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteStore {
+    /// `s3://bucket/prefix` style, for messages.
+    pub fn display(&self) -> String {
+        let scheme = match self.cloud {
+            Cloud::Aws => "s3",
+            Cloud::Gcp => "gs",
+            Cloud::Azure => "az",
+        };
+        format!("{scheme}://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+/// `source.remote` / `target.remote` into a typed store; `prefix_key` names the prefix key.
+fn remote(section: &'static str, r: Option<Remote>, prefix_key: &str, problems: &mut Vec<String>) -> RemoteStore {
+    let r = r.unwrap_or_default();
+    let cloud = match r.cloud.as_deref().unwrap_or("aws") {
+        "aws" | "minio" => Cloud::Aws,
+        "gcp" => Cloud::Gcp,
+        "azure" => Cloud::Azure,
+        c => {
+            problems.push(format!("{section}.cloud {c:?} is not one of aws (also MinIO / S3-compatible), gcp, azure"));
+            Cloud::Aws
+        }
+    };
+    let bucket = r.bucket.clone().filter(|b| !b.is_empty()).unwrap_or_else(|| {
+        problems.push(format!("{section}.bucket is required"));
+        String::new()
+    });
+    let raw_prefix = if prefix_key == "outputDir" { r.output_dir.clone() } else { r.tables_dir.clone() };
+    let prefix = raw_prefix.unwrap_or_default();
+    if prefix.starts_with('/') {
+        problems.push(format!("{section}.{prefix_key} {prefix:?} must not start with / (it is a key prefix in the bucket)"));
+    }
+    let use_iam = r.use_iam.unwrap_or(false);
+    let env_key = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let (ak_env, sk_env) = if section == "source.remote" { (env::SOURCE_AK, env::SOURCE_SK) } else { (env::TARGET_AK, env::TARGET_SK) };
+    let access_key = r.ak.filter(|k| !k.is_empty()).or_else(|| env_key(ak_env));
+    let secret_key = r.sk.filter(|k| !k.is_empty()).or_else(|| env_key(sk_env));
+    if !use_iam && (access_key.is_none() || secret_key.is_none()) {
+        problems.push(format!("{section}.ak and .sk are required unless useIAM is true (or set {ak_env} / {sk_env})"));
+    }
+    RemoteStore {
+        section,
+        cloud,
+        endpoint: r.endpoint.filter(|e| !e.is_empty()),
+        region: r.region.filter(|x| !x.is_empty()).unwrap_or_else(|| "us-east-1".into()),
+        bucket,
+        access_key,
+        secret_key,
+        use_ssl: r.use_ssl.unwrap_or(false),
+        use_iam,
+        check_bucket: r.check_bucket.unwrap_or(false),
+        prefix: prefix.trim_matches('/').to_string(),
+    }
 }
 
 /// The target Milvus 2.x (`target.milvus2x` and `migration.milvus`).
@@ -301,7 +417,7 @@ fn read_file(path: &Path) -> Result<File, SettingsError> {
 /// Relative paths in the file are taken relative to the current directory, as the Go tool does.
 impl Settings {
     pub fn load(path: &Path, collections: Vec<String>, needs: Needs) -> Result<Self, SettingsError> {
-        let f = read_file(path)?;
+        let mut f = read_file(path)?;
         let mut problems = Vec::new();
         let need = |v: Option<PathBuf>, key: &str, problems: &mut Vec<String>| {
             v.filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| {
@@ -338,9 +454,18 @@ impl Settings {
             "local" => MetaSetting::Json(need(f.meta.local_file, "meta.localFile (meta.mode local)", &mut problems)),
             "mock" => MetaSetting::Json(need(f.meta.mock_file, "meta.mockFile (meta.mode mock)", &mut problems)),
             "sqlite" => MetaSetting::Sqlite(need(f.meta.sqlite_file, "meta.sqliteFile (meta.mode sqlite)", &mut problems)),
-            m @ ("mysql" | "remote") => {
-                problems.push(format!("meta.mode {m}: not supported by this version yet (use sqlite or local)"));
-                MetaSetting::Json(PathBuf::new())
+            "mysql" => MetaSetting::Mysql(f.meta.mysql_url.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| {
+                problems.push("meta.mysqlUrl is required (meta.mode mysql)".into());
+                String::new()
+            })),
+            "remote" => {
+                if f.source.mode.as_deref() != Some("remote") {
+                    problems.push("meta.mode remote reads meta.remoteMetaFile from the source bucket: it needs source.mode remote".into());
+                }
+                MetaSetting::Remote(f.meta.remote_meta_file.clone().filter(|k| !k.is_empty()).unwrap_or_else(|| {
+                    problems.push("meta.remoteMetaFile is required (meta.mode remote)".into());
+                    String::new()
+                }))
             }
             "" => {
                 problems.push("meta.mode is required (local, mock or sqlite)".into());
@@ -353,22 +478,17 @@ impl Settings {
         };
         let source = match f.source.mode.as_deref().unwrap_or("local") {
             "local" => StoreSetting::Local(need(f.source.local.tables_dir, "source.local.tablesDir", &mut problems)),
+            "remote" => StoreSetting::Remote(remote("source.remote", f.source.remote.take(), "tablesDir", &mut problems)),
             m => {
-                problems.push(format!(
-                    "source.mode {m:?}: {}",
-                    if m == "remote" { "not supported by this version yet (use local)" } else { "must be local or remote" }
-                ));
+                problems.push(format!("source.mode {m:?} must be local or remote"));
                 StoreSetting::Local(PathBuf::new())
             }
         };
         let target = match f.target.mode.as_deref().unwrap_or("") {
             "local" => StoreSetting::Local(need(f.target.local.output_dir, "target.local.outputDir", &mut problems)),
-            "remote" => {
-                problems.push("target.mode remote: not supported by this version yet (use local)".into());
-                StoreSetting::Local(PathBuf::new())
-            }
+            "remote" => StoreSetting::Remote(remote("target.remote", f.target.remote.take(), "outputDir", &mut problems)),
             "" => {
-                problems.push("target.mode is required (local)".into());
+                problems.push("target.mode is required (local or remote)".into());
                 StoreSetting::Local(PathBuf::new())
             }
             m => {
@@ -496,6 +616,20 @@ target:
     }
 
     #[test]
+    fn the_guides_remote_target_and_mysql_meta() {
+        let yaml = GUIDE
+            .replace("  mode: local\n  local:\n    outputDir: /out", "  mode: remote")
+            .replace("  mode: local\n  localFile: /outputDir/test/meta.json", "  mode: mysql\n  mysqlUrl: root:pw@tcp(db:3306)/milvus?charset=utf8mb4");
+        let s = load(&yaml).unwrap();
+        let StoreSetting::Remote(r) = &s.target else { panic!("{:?}", s.target) };
+        assert_eq!((r.bucket.as_str(), r.prefix.as_str(), r.cloud), ("xxxxx", "migration/test/xx", Cloud::Aws));
+        assert!(r.use_iam && !r.check_bucket);
+        assert!(matches!(&s.meta, Some(MetaSetting::Mysql(u)) if u.starts_with("root:pw@")));
+        let shown = format!("{:?} {:?}", s.meta, s.target);
+        assert!(!shown.contains("pw@") && !shown.contains("xxxx\""), "{shown}");
+    }
+
+    #[test]
     fn unknown_key_is_reported_with_its_line() {
         let e = load(&GUIDE.replace("    workMode: milvus1x", "    workMod: milvus1x")).unwrap_err().to_string();
         assert!(e.contains("workMod") && e.contains("line 5"), "{e}");
@@ -505,7 +639,8 @@ target:
     fn all_problems_at_once() {
         let e = load("meta:\n  mode: sqlite\ntarget:\n  mode: remote\ndumper:\n  worker:\n    limit: 0\n").unwrap_err().to_string();
         assert!(e.contains("meta.sqliteFile"), "{e}");
-        assert!(e.contains("target.mode remote"), "{e}");
+        assert!(e.contains("target.remote.bucket is required"), "{e}");
+        assert!(e.contains("target.remote.ak and .sk are required unless useIAM"), "{e}");
         assert!(e.contains("dumper.worker.limit"), "{e}");
         assert!(e.contains("source.local.tablesDir"), "{e}");
     }

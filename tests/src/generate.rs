@@ -40,6 +40,7 @@ pub struct Generated {
     pub meta_sqlite: PathBuf,
     pub tables: PathBuf,
     pub expected: Expected,
+    pub meta_rows: MetaRows,
 }
 
 /// splitmix64: deterministic, fast pseudo-random bytes for vector contents.
@@ -125,9 +126,59 @@ fn write_segment(
     Ok(exp)
 }
 
-struct Rows {
+/// The meta rows of a generated installation, to write into SQLite or MySQL.
+#[derive(Debug, Clone, Default)]
+pub struct MetaRows {
+    /// table_id, state, dimension, flag, engine_type, index_params, metric_type, owner_table, partition_tag
     tables: Vec<(String, i64, u32, i64, i64, String, i64, String, String)>,
+    /// table_id, segment_id, engine_type, file_id, file_type, file_size, row_count, created_on
     files: Vec<(String, String, i64, String, i64, i64, i64, i64)>,
+}
+
+/// The 1.1 MySQL DDL (spec: milvus1x-format.md §2: SMALLINT dimension, VARCHAR ids).
+pub const MYSQL_DDL: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS Environment (global_lsn BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS Tables (id BIGINT PRIMARY KEY AUTO_INCREMENT, table_id VARCHAR(255) UNIQUE NOT NULL, \
+     state INT NOT NULL, dimension SMALLINT NOT NULL, created_on BIGINT NOT NULL, flag BIGINT DEFAULT 0 NOT NULL, \
+     index_file_size BIGINT DEFAULT 1024 NOT NULL, engine_type INT DEFAULT 1 NOT NULL, index_params VARCHAR(512) NOT NULL, \
+     metric_type INT DEFAULT 1 NOT NULL, owner_table VARCHAR(255) NOT NULL, partition_tag VARCHAR(255) NOT NULL, \
+     version VARCHAR(64) DEFAULT '1.1.1', flush_lsn BIGINT DEFAULT 0 NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS TableFiles (id BIGINT PRIMARY KEY AUTO_INCREMENT, table_id VARCHAR(255) NOT NULL, \
+     segment_id VARCHAR(255) NOT NULL, engine_type INT DEFAULT 1 NOT NULL, file_id VARCHAR(255) NOT NULL, \
+     file_type INT DEFAULT 0 NOT NULL, file_size BIGINT DEFAULT 0 NOT NULL, row_count BIGINT DEFAULT 0 NOT NULL, \
+     updated_time BIGINT NOT NULL, created_on BIGINT NOT NULL, date INT DEFAULT -1 NOT NULL, flush_lsn BIGINT DEFAULT 0 NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS Fields (collection_id VARCHAR(255) NOT NULL, field_name VARCHAR(255) NOT NULL, \
+     field_type INT DEFAULT 0 NOT NULL, field_params VARCHAR(255) NOT NULL)",
+];
+
+const INSERT_TABLE: &str = "INSERT INTO Tables (table_id, state, dimension, created_on, flag, index_file_size, engine_type, \
+     index_params, metric_type, owner_table, partition_tag, version, flush_lsn) VALUES (?, ?, ?, ?, ?, 1073741824, ?, ?, ?, ?, ?, '1.1.1', 42)";
+const INSERT_FILE: &str = "INSERT INTO TableFiles (table_id, segment_id, engine_type, file_id, file_type, file_size, row_count, \
+     updated_time, created_on, date, flush_lsn) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1230209, 42)";
+
+/// Writes the meta rows into the MySQL database `url` names (the tables are created; the
+/// database must exist and be empty).
+pub async fn write_mysql(rows: &MetaRows, url: &str) -> anyhow::Result<()> {
+    let pool = sqlx::mysql::MySqlPoolOptions::new().max_connections(1).connect(url).await?;
+    for ddl in MYSQL_DDL {
+        sqlx::query(ddl).execute(&pool).await?;
+    }
+    sqlx::query("INSERT INTO Environment VALUES (42)").execute(&pool).await?;
+    for (i, t) in rows.tables.iter().enumerate() {
+        sqlx::query(INSERT_TABLE)
+            .bind(&t.0).bind(t.1).bind(t.2 as i64).bind(1_612_530_150_221_496i64 + i as i64).bind(t.3).bind(t.4)
+            .bind(&t.5).bind(t.6).bind(&t.7).bind(&t.8)
+            .execute(&pool)
+            .await?;
+    }
+    for f in &rows.files {
+        sqlx::query(INSERT_FILE)
+            .bind(&f.0).bind(&f.1).bind(f.2).bind(&f.3).bind(f.4).bind(f.5).bind(f.6).bind(f.7).bind(f.7)
+            .execute(&pool)
+            .await?;
+    }
+    pool.close().await;
+    Ok(())
 }
 
 /// Writes the installation under `root` (which must be empty or missing).
@@ -135,7 +186,7 @@ pub async fn generate(spec: &Spec, root: &Path, keep_expected: bool) -> anyhow::
     let db = root.join("db");
     let tables_dir = db.join("tables");
     std::fs::create_dir_all(&tables_dir)?;
-    let mut rows = Rows { tables: vec![], files: vec![] };
+    let mut rows = MetaRows::default();
     let mut expected = Expected::default();
     let mut segment_no = 0u64;
     let mut clock = 1_612_530_150_221_000_000i64; // µs*1000 style ids, increasing
@@ -215,10 +266,7 @@ pub async fn generate(spec: &Spec, root: &Path, keep_expected: bool) -> anyhow::
     }
     sqlx::query("INSERT INTO Environment VALUES (42)").execute(&pool).await?;
     for (i, t) in rows.tables.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO Tables (table_id, state, dimension, created_on, flag, index_file_size, engine_type, index_params, \
-             metric_type, owner_table, partition_tag, version, flush_lsn) VALUES (?, ?, ?, ?, ?, 1073741824, ?, ?, ?, ?, ?, '1.1.1', 42)",
-        )
+        sqlx::query(INSERT_TABLE)
         .bind(&t.0)
         .bind(t.1)
         .bind(t.2 as i64)
@@ -233,10 +281,7 @@ pub async fn generate(spec: &Spec, root: &Path, keep_expected: bool) -> anyhow::
         .await?;
     }
     for f in &rows.files {
-        sqlx::query(
-            "INSERT INTO TableFiles (table_id, segment_id, engine_type, file_id, file_type, file_size, row_count, \
-             updated_time, created_on, date, flush_lsn) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1230209, 42)",
-        )
+        sqlx::query(INSERT_FILE)
         .bind(&f.0)
         .bind(&f.1)
         .bind(f.2)
@@ -250,5 +295,5 @@ pub async fn generate(spec: &Spec, root: &Path, keep_expected: bool) -> anyhow::
         .await?;
     }
     pool.close().await;
-    Ok(Generated { db, meta_sqlite, tables: tables_dir, expected })
+    Ok(Generated { db, meta_sqlite, tables: tables_dir, expected, meta_rows: rows })
 }

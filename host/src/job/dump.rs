@@ -5,21 +5,38 @@ use std::time::Instant;
 
 use futures::StreamExt;
 
-use super::local_grant;
 use crate::bindings::engine;
 use crate::caps::blob_store::Grants;
-use crate::caps::meta_db::{MetaSource, SqliteSource};
+use crate::caps::meta_db::{MetaSource, MySqlSource, SqliteSource};
+use crate::stores;
 use crate::exit::Failure;
 use crate::progress::Progress;
 use crate::sandbox::{Caps, Sandbox};
 use crate::settings::{MetaSetting, Settings, StoreSetting};
 
-pub fn grants(s: &Settings) -> anyhow::Result<Grants> {
-    let StoreSetting::Local(src) = &s.source;
-    let StoreSetting::Local(dst) = &s.target;
-    Ok(Grants {
-        source: Some(local_grant(src, false, "source.local.tablesDir")?),
-        target: Some(local_grant(dst, true, "target.local.outputDir")?),
+pub async fn grants(s: &Settings) -> anyhow::Result<Grants> {
+    Ok(Grants { source: Some(stores::grant(&s.source, false).await?), target: Some(stores::grant(&s.target, true).await?) })
+}
+
+/// Where the engine reads the 1.x meta from: a meta.json's text, or a database.
+pub async fn meta_source(meta: &MetaSetting, source: &StoreSetting) -> Result<(engine::MetaSource, Option<Arc<dyn MetaSource>>), Failure> {
+    Ok(match meta {
+        MetaSetting::Json(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| Failure::Usage(anyhow::anyhow!("cannot read meta file {}: {e}", p.display())))?;
+            (engine::MetaSource::Json(text), None)
+        }
+        MetaSetting::Remote(key) => {
+            let StoreSetting::Remote(r) = source else { unreachable!("settings require source.mode remote") };
+            let text = stores::read_text(r, key, "meta.remoteMetaFile").await.map_err(Failure::Run)?;
+            (engine::MetaSource::Json(text), None)
+        }
+        MetaSetting::Sqlite(p) => {
+            (engine::MetaSource::Database, Some(Arc::new(SqliteSource::open(p).await.map_err(Failure::Usage)?)))
+        }
+        MetaSetting::Mysql(dsn) => {
+            (engine::MetaSource::Database, Some(Arc::new(MySqlSource::open(dsn, "meta.mysqlUrl").await.map_err(Failure::Run)?)))
+        }
     })
 }
 
@@ -54,18 +71,9 @@ fn print_plan(plan: &engine::DumpPlan) {
 
 pub async fn run(s: &Settings) -> Result<(), Failure> {
     let started = Instant::now();
-    let grants = grants(s).map_err(Failure::Usage)?;
+    let grants = grants(s).await.map_err(Failure::Run)?;
     let meta = s.meta.as_ref().expect("dump settings carry the meta");
-    let (meta_source, db): (engine::MetaSource, Option<Arc<dyn MetaSource>>) = match meta {
-        MetaSetting::Json(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| Failure::Usage(anyhow::anyhow!("cannot read meta file {}: {e}", p.display())))?;
-            (engine::MetaSource::Json(text), None)
-        }
-        MetaSetting::Sqlite(p) => {
-            (engine::MetaSource::Database, Some(Arc::new(SqliteSource::open(p).await.map_err(Failure::Usage)?)))
-        }
-    };
+    let (meta_source, db) = meta_source(meta, &s.source).await?;
     let sandbox = Sandbox::new(s.limits).map_err(Failure::Run)?;
     let opts = engine::DumpOptions {
         collections: s.collections.clone(),

@@ -6,25 +6,23 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use super::write_atomically;
-use crate::caps::meta_db::SqliteSource;
+use crate::caps::meta_db::{MetaSource, MySqlSource, SqliteSource};
 use crate::cli::ExportArgs;
 use crate::exit::Failure;
 use crate::sandbox::{Caps, Sandbox};
 use crate::settings::DEFAULT_LIMITS;
 
 pub async fn run(args: ExportArgs) -> Result<(), Failure> {
-    match (&args.sqlite, &args.mysql) {
-        (Some(path), _) => export_sqlite(path, &args.output).await,
-        (None, Some(_)) => Err(Failure::Usage(anyhow::anyhow!(
-            "export -m (MySQL meta) is not supported by this version yet; export from a copy of meta.sqlite with -s"
-        ))),
+    let meta: Arc<dyn MetaSource> = match (&args.sqlite, &args.mysql) {
+        (Some(path), _) => Arc::new(SqliteSource::open(path).await.map_err(Failure::Usage)?),
+        (None, Some(dsn)) => Arc::new(MySqlSource::open(dsn, "-m").await.map_err(Failure::Run)?),
         (None, None) => unreachable!("clap requires -m or -s"),
-    }
+    };
+    export(meta, &args.output).await
 }
 
-/// Writes `<output>/meta.json` from a 1.x meta.sqlite.
-pub async fn export_sqlite(path: &Path, output: &Path) -> Result<(), Failure> {
-    let meta: Arc<dyn crate::caps::meta_db::MetaSource> = Arc::new(SqliteSource::open(path).await.map_err(Failure::Usage)?);
+/// Writes `<output>/meta.json` from a 1.x meta database.
+pub async fn export(meta: Arc<dyn MetaSource>, output: &Path) -> Result<(), Failure> {
     let sandbox = Sandbox::new(DEFAULT_LIMITS).map_err(Failure::Run)?;
     let caps = Caps { meta: Some(meta), unit: "export".into(), ..Default::default() };
     let json = sandbox.export_meta(caps).await.map_err(|e| Failure::Run(anyhow::anyhow!("export failed: {e}")))?;

@@ -13,12 +13,15 @@ use crate::settings::{Settings, StoreSetting};
 
 /// Connects to Milvus and plans the load; nothing is imported yet.
 async fn prepare(s: &Settings) -> Result<(Sandbox, Caps, engine::LoadPlan), Failure> {
-    let grants = super::dump::grants(s).map_err(Failure::Usage)?;
-    let StoreSetting::Local(out) = &s.target;
-    let root = std::fs::canonicalize(out)
-        .map_err(|e| Failure::Usage(anyhow::anyhow!("target.local.outputDir {}: {e}", out.display())))?;
+    let grants = super::dump::grants(s).await.map_err(Failure::Run)?;
+    let paths = match &s.target {
+        StoreSetting::Local(out) => ImportPaths::Local(
+            std::fs::canonicalize(out).map_err(|e| Failure::Usage(anyhow::anyhow!("target.local.outputDir {}: {e}", out.display())))?,
+        ),
+        StoreSetting::Remote(r) => ImportPaths::Bucket { prefix: r.prefix.clone() },
+    };
     let m = s.milvus.as_ref().expect("load settings carry milvus");
-    let conn = MilvusConn::connect(m, ImportPaths::Local(root)).await.map_err(Failure::Run)?;
+    let conn = MilvusConn::connect(m, paths).await.map_err(Failure::Run)?;
     println!("Milvus {} at {}, database {:?}", conn.version, m.endpoint, m.database);
     let sandbox = Sandbox::new(s.limits).map_err(Failure::Run)?;
     let caps = Caps { grants, milvus: Some(Arc::new(conn)), ..Default::default() };

@@ -45,6 +45,8 @@ type Client = MilvusServiceClient<InterceptedService<Channel, CallMeta>>;
 pub enum ImportPaths {
     /// A local target read by a local-storage Milvus on this machine: absolute paths.
     Local(PathBuf),
+    /// A target in Milvus' own bucket: object keys under this prefix.
+    Bucket { prefix: String },
 }
 
 pub struct MilvusConn {
@@ -362,6 +364,8 @@ impl MilvusConn {
     fn server_path(&self, file: &str) -> String {
         match &self.paths {
             ImportPaths::Local(root) => root.join(file).to_string_lossy().into_owned(),
+            ImportPaths::Bucket { prefix } if prefix.is_empty() => file.to_string(),
+            ImportPaths::Bucket { prefix } => format!("{prefix}/{file}"),
         }
     }
 

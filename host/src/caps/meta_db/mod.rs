@@ -1,11 +1,14 @@
-//! The `meta-db` capability: a read-only SQL database, schema-agnostic.
+//! The `meta-db` capability: a read-only SQL database (SQLite or MySQL), schema-agnostic.
 
-use std::path::{Path, PathBuf};
+mod mysql;
+mod sqlite;
+
+pub use mysql::MySqlSource;
+pub use sqlite::SqliteSource;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use sqlx::{Row, TypeInfo, ValueRef};
 
 use super::HostError;
 use crate::bindings::{meta_db, types};
@@ -51,85 +54,24 @@ impl types::Host for MetaDbState {
     }
 }
 
-/// A 1.x `meta.sqlite`, opened read-only.
-pub struct SqliteSource {
-    pool: SqlitePool,
-    path: PathBuf,
-}
-
-impl SqliteSource {
-    pub async fn open(path: &Path) -> anyhow::Result<Self> {
-        if !path.is_file() {
-            anyhow::bail!("meta database {} does not exist or is not a file", path.display());
-        }
-        let opts = SqliteConnectOptions::new().filename(path).read_only(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot open meta database {}: {e}", path.display()))?;
-        Ok(SqliteSource { pool, path: path.to_path_buf() })
+/// sqlx errors as guest errors; `what` names the database for the user (never its password).
+pub(crate) fn sql_error(what: &str, e: sqlx::Error) -> types::Error {
+    let msg = format!("meta database {what}: {e}");
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => types::Error::Unavailable(msg),
+        sqlx::Error::Database(d) => types::Error::Remote(types::RemoteError {
+            code: d.code().and_then(|c| c.parse().ok()).unwrap_or(0),
+            reason: msg,
+        }),
+        _ => types::Error::Other(msg),
     }
-
-    fn err(&self, e: sqlx::Error) -> types::Error {
-        let msg = format!("meta database {}: {e}", self.path.display());
-        match e {
-            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => types::Error::Unavailable(msg),
-            sqlx::Error::Database(d) => types::Error::Remote(types::RemoteError {
-                code: d.code().and_then(|c| c.parse().ok()).unwrap_or(0),
-                reason: msg,
-            }),
-            _ => types::Error::Other(msg),
-        }
-    }
-}
-
-#[async_trait]
-impl MetaSource for SqliteSource {
-    async fn list_tables(&self) -> Result<Vec<String>, types::Error> {
-        let rows = sqlx::query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        rows.iter().map(|r| r.try_get::<String, _>(0).map_err(|e| self.err(e))).collect()
-    }
-
-    async fn query(&self, sql: &str, params: &[types::SqlValue]) -> Result<Vec<Vec<types::SqlValue>>, types::Error> {
-        let mut q = sqlx::query(sql);
-        for p in params {
-            q = match p {
-                types::SqlValue::Null => q.bind(None::<i64>),
-                types::SqlValue::Int(i) => q.bind(*i),
-                types::SqlValue::Real(f) => q.bind(*f),
-                types::SqlValue::Text(s) => q.bind(s.clone()),
-                types::SqlValue::Blob(b) => q.bind(b.clone()),
-            };
-        }
-        let rows = q.fetch_all(&self.pool).await.map_err(|e| self.err(e))?;
-        rows.iter()
-            .map(|row| (0..row.columns().len()).map(|i| sqlite_value(row, i).map_err(|e| self.err(e))).collect())
-            .collect()
-    }
-}
-
-/// One cell by its SQLite storage class (the column's declared type does not bind it).
-fn sqlite_value(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<types::SqlValue, sqlx::Error> {
-    let raw = row.try_get_raw(i)?;
-    if raw.is_null() {
-        return Ok(types::SqlValue::Null);
-    }
-    let class = raw.type_info().name().to_ascii_uppercase();
-    Ok(match class.as_str() {
-        "INTEGER" | "INT" | "BIGINT" | "BOOLEAN" => types::SqlValue::Int(row.try_get(i)?),
-        "REAL" | "FLOAT" | "DOUBLE" => types::SqlValue::Real(row.try_get(i)?),
-        "BLOB" => types::SqlValue::Blob(row.try_get(i)?),
-        _ => types::SqlValue::Text(row.try_get(i)?),
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+    use std::path::Path;
 
     #[tokio::test]
     async fn reads_rows_by_storage_class_and_refuses_writes() {
