@@ -1,24 +1,40 @@
 #!/usr/bin/env bash
-# A real Milvus 2.3.5 standalone for the end-to-end tests, from the `milvus` PyPI wheel, with LOCAL storage.
-# Recipe and measured pitfalls: shared/spec/test-env.md §3, §5.4-5.7.
+# A real Milvus 2.3.5 standalone for the end-to-end tests, from the `milvus` PyPI wheel, with LOCAL storage (default) or
+# with its storage on the S3 server of scripts/s3.sh (MM_MILVUS_STORAGE=minio).
+# Recipe and measured pitfalls: shared/spec/test-env.md §1, §3, §5.4-5.7.
 #
-#   scripts/milvus.sh start    ensure the venv, write the config, start Milvus, wait until it answers (idempotent)
-#   scripts/milvus.sh stop     SIGTERM, wait up to 60 s (a zombie counts as gone), then SIGKILL
-#   scripts/milvus.sh status   exit 0 when running and healthy, 1 otherwise
-#   scripts/milvus.sh purge    stop, then delete the Milvus data and run dirs (keeps the venv)
+#   scripts/milvus.sh start    ensure the venv, write the config, start Milvus, wait until it answers (idempotent).
+#                              A Milvus running in the other storage mode is stopped first (only one can run: fixed
+#                              ports and the /run/milvus lock).
+#   scripts/milvus.sh stop     SIGTERM, wait up to 60 s (a zombie counts as gone), then SIGKILL (whatever the mode)
+#   scripts/milvus.sh status   exit 0 when running and healthy (either mode; MILVUS_STORAGE says which), 1 otherwise
+#   scripts/milvus.sh purge    stop, then delete the Milvus dirs of BOTH modes and Milvus' binlogs in the bucket
+#                              (keeps the venv, the S3 server and the other buckets' data)
 #
-# State: $MM_TE_DIR (default ~/.cache/milvus-migration/te): milvus/ (binaries, configs, logs, data) and run/ (pid file).
+# Storage mode: $MM_MILVUS_STORAGE = local (default) | minio. Each mode has its own Milvus dir (etcd metadata names
+# binlogs that exist only in that mode's storage): milvus/ (local) and milvus-minio/ (minio), each with bin/, configs/,
+# logs/, data/. The running mode is recorded in run/milvus.mode (and follows from the binary's path).
+# State: $MM_TE_DIR (default ~/.cache/milvus-migration/te): those dirs and run/ (milvus.pid, milvus.mode).
 # Venv: $MM_VENV (default .venv), made by scripts/python-env.sh.
-# Endpoint: 127.0.0.1:19530 (gRPC), http://127.0.0.1:9091/healthz. Bulk-import files for this local-storage Milvus are
-# read by ABSOLUTE path on this host; the data dir (localStorage.path) is printed as MILVUS_LOCAL_STORAGE.
+# Endpoint: 127.0.0.1:19530 (gRPC), http://127.0.0.1:9091/healthz. stdout: MILVUS_* KEY=value lines, with
+# MILVUS_STORAGE=<mode>. local: bulk-import files are read by ABSOLUTE path on this host; the data dir (localStorage.path)
+# is printed as MILVUS_LOCAL_STORAGE. minio: bulk-import files are keys relative to the bucket MILVUS_BUCKET (without
+# MILVUS_S3_ROOT_PATH, under which Milvus keeps its binlogs); the S3_* lines of scripts/s3.sh are printed too.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 te_dir="${MM_TE_DIR:-$HOME/.cache/milvus-migration/te}"
 mkdir -p "$te_dir"
 te_dir=$(cd "$te_dir" && pwd)            # absolute: Milvus gets absolute paths only
-mv_dir="$te_dir/milvus"
 run_dir="$te_dir/run"
 pid_file="$run_dir/milvus.pid"
+mode_file="$run_dir/milvus.mode"
+modes=(local minio)
+mode="${MM_MILVUS_STORAGE:-local}"   # the requested mode
+case "$mode" in local|minio) ;; *) echo "milvus.sh: ERROR: MM_MILVUS_STORAGE must be local or minio, not '$mode'" >&2; exit 2 ;; esac
+mode_dir() { if [ "$1" = local ]; then echo "$te_dir/milvus"; else echo "$te_dir/milvus-$1"; fi; }
+mv_dir=$(mode_dir "$mode")           # the requested mode's dir; stop/status use the running one's
+s3_bucket=milvus-bucket
+s3_root_path=files
 venv="${MM_VENV:-$root/.venv}"
 py="$venv/bin/python"
 host=127.0.0.1
@@ -32,7 +48,7 @@ stop_timeout=60
 say() { echo "milvus.sh: $*" >&2; }
 die() { say "ERROR: $*"; exit 1; }
 
-# The pid in the pid file, if it names a live (not zombie) process running our binary.
+# The pid in the pid file, if it names a live (not zombie) process running our binary (of either mode's dir).
 live_pid() {
   [ -s "$pid_file" ] || return 1
   local pid stat
@@ -40,8 +56,18 @@ live_pid() {
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   stat=$(ps -o stat= -p "$pid" 2>/dev/null) || return 1
   [[ -n "$stat" && "$stat" != Z* ]] || return 1
-  [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$mv_dir/bin/milvus" ] || return 1
+  pid_mode "$pid" >/dev/null || return 1
   echo "$pid"
+}
+
+# The storage mode of a running Milvus of ours, from the dir its binary was started from.
+pid_mode() {
+  local exe m
+  exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
+  for m in "${modes[@]}"; do
+    if [ "$exe" = "$(mode_dir "$m")/bin/milvus" ]; then echo "$m"; return 0; fi
+  done
+  return 1
 }
 
 gone_or_zombie() {
@@ -68,13 +94,27 @@ local_storage_path() {
   sed -n '/^localStorage:/,/^[^ #]/s/^  path: *\([^ #]*\).*/\1/p' "$mv_dir/configs/milvus.yaml" 2>/dev/null | head -n1
 }
 
+# Needs mv_dir and mode set to the running Milvus'.
 print_endpoints() {
   echo "MILVUS_ENDPOINT=$host:$grpc_port"
   echo "MILVUS_URI=http://$host:$grpc_port"
   echo "MILVUS_HEALTHZ=$healthz"
-  echo "MILVUS_LOCAL_STORAGE=$(local_storage_path)"
+  echo "MILVUS_STORAGE=$mode"
+  if [ "$mode" = local ]; then
+    echo "MILVUS_LOCAL_STORAGE=$(local_storage_path)"
+  else
+    echo "MILVUS_BUCKET=$s3_bucket"
+    echo "MILVUS_S3_ROOT_PATH=$s3_root_path"
+    [ -z "${s3_env:-}" ] || printf '%s\n' "$s3_env"
+  fi
   echo "MILVUS_PY=$py"
   echo "MILVUS_DIR=$mv_dir"
+}
+
+# minio mode: the S3 server must run (idempotent; ~0.1 s when it does). Keeps its S3_* lines for print_endpoints.
+ensure_s3() {
+  s3_env=$(bash "$root/scripts/s3.sh" start) || die "scripts/s3.sh start failed"
+  s3_env=$(grep -E '^S3_[A-Z_]+=' <<<"$s3_env" || true)
 }
 
 show_logs() {
@@ -90,11 +130,12 @@ show_logs() {
 write_config() {
   # §5.4 step 2-3: the wheel's own config writer (not the milvus-server wrapper), all ports pinned, with a
   # SO_REUSEADDR bind check (the package's fails on TIME_WAIT sockets right after a restart).
-  MV_DIR="$mv_dir" "$py" - <<'EOF'
+  MV_DIR="$mv_dir" MV_MODE="$mode" MV_BUCKET="$s3_bucket" MV_ROOT_PATH="$s3_root_path" "$py" - <<'EOF'
 import os, re, socket, sys
 from milvus import MilvusServerConfig, _initialize_data_files
 
 mv_dir = os.environ["MV_DIR"]
+mode = os.environ["MV_MODE"]
 storage = os.path.join(mv_dir, "data")
 
 def try_bind_port(self, port):
@@ -115,13 +156,22 @@ settings = {
     "query_coord_port": 19531, "query_node_port": 21123, "index_coord_port": 22930, "index_node_port": 21121,
     "data_coord_port": 13333, "data_node_port": 21124,
     "common.session.ttl": 10,
-    "common.storageType": "local",
+    "common.storageType": mode,
     # Not in the spec: the template's 1800 s lets a query node that holds a loaded collection block SIGTERM
     # for 30 min (standalone has no other node to hand segments to); queryNode.gracefulStopTimeout falls back to it.
     "common.gracefulStopTimeout": 5,
 }
 for comp in ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode"):
     settings[f"{comp}.ip"] = "127.0.0.1"
+if mode == "minio":
+    # §5.4: the S3 server of scripts/s3.sh (s3s-fs checks SigV4 with these credentials). cloudProvider aws,
+    # useVirtualHost false (path style) and region "" stay at the template's defaults.
+    settings.update({
+        "minio.address": "127.0.0.1", "minio.port": 9000,
+        "minio.accessKeyID": "minioadmin", "minio.secretAccessKey": "minioadmin",
+        "minio.bucketName": os.environ["MV_BUCKET"], "minio.rootPath": os.environ["MV_ROOT_PATH"],
+        "minio.useSSL": "false",   # extra (non-template) values are written with str(): False would be "False"
+    })
 for key, value in settings.items():
     if key in cfg.configurable_items:
         cfg.configs[key] = value
@@ -139,7 +189,16 @@ m = re.search(r"^localStorage:\n  path: *([^ #\n]+)", text, re.M)
 path = m.group(1) if m else ""
 if path != storage:
     sys.exit(f"milvus.sh: ERROR: localStorage.path is {path!r}, expected {storage!r}")
-for pat in (r"^  storageType: local\b", r"^  gracefulStopTimeout: 5\b", r"^    ttl: 10\b", r"^  port: 19530\b", r"^  endpoints: localhost:2379\b"):
+pats = [rf"^  storageType: {mode}\b", r"^  gracefulStopTimeout: 5\b", r"^    ttl: 10\b", r"^  port: 19530\b", r"^  endpoints: localhost:2379\b"]
+if mode == "minio":
+    m = re.search(r"^minio:\n((?:[ #].*\n|\n)*)", text, re.M)
+    section = m.group(1) if m else ""
+    want = [r"^  address: 127\.0\.0\.1\b", r"^  port: 9000\b", r"^  accessKeyID: minioadmin\b", r"^  secretAccessKey: minioadmin\b",
+            r"^  useSSL: false\b", rf"^  bucketName: {re.escape(os.environ['MV_BUCKET'])}\b", rf"^  rootPath: {re.escape(os.environ['MV_ROOT_PATH'])}\b"]
+    for pat in want:
+        if not re.search(pat, section, re.M):
+            sys.exit(f"milvus.sh: ERROR: milvus.yaml's minio section lacks {pat!r}")
+for pat in pats:
     if not re.search(pat, text, re.M):
         sys.exit(f"milvus.sh: ERROR: milvus.yaml lacks {pat!r}")
 if len(re.findall(r"^  ip: 127\.0\.0\.1\b", text, re.M)) != 7:
@@ -168,16 +227,24 @@ wait_ready() {
 }
 
 cmd_start() {
-  local t0=$SECONDS pid
+  local t0=$SECONDS pid running
   if pid=$(live_pid); then
-    if healthy; then
-      say "already running (pid $pid) and healthy"
-      print_endpoints; return 0
+    running=$(pid_mode "$pid")
+    if [ "$running" = "$mode" ]; then
+      echo "$mode" >"$mode_file"
+      if [ "$mode" = minio ]; then ensure_s3; fi
+      if healthy; then
+        say "already running (pid $pid, storage $mode) and healthy"
+        print_endpoints; return 0
+      fi
+      say "running (pid $pid, storage $mode) but not healthy yet; waiting"
+      wait_ready "$pid" "$t0"; print_endpoints; return 0
     fi
-    say "running (pid $pid) but not healthy yet; waiting"
-    wait_ready "$pid" "$t0"; print_endpoints; return 0
+    # Fixed ports and Milvus' /run/milvus lock: the two modes cannot run at once.
+    say "running with storage $running (pid $pid), but $mode was asked for: restarting"
+    cmd_stop
   fi
-  rm -f "$pid_file"
+  rm -f "$pid_file" "$mode_file"
   local p
   for p in "$grpc_port" "$metrics_port" "$etcd_port"; do
     if port_open "$p"; then
@@ -186,8 +253,9 @@ cmd_start() {
     fi
   done
   "$root/scripts/python-env.sh"
+  if [ "$mode" = minio ]; then ensure_s3; fi
   mkdir -p "$mv_dir/run" "$mv_dir/logs" "$run_dir"
-  say "writing config and unpacking binaries into $mv_dir"
+  say "writing config (storage $mode) and unpacking binaries into $mv_dir"
   write_config
   say "config written after $((SECONDS - t0)) s; starting $mv_dir/bin/milvus run standalone"
   local f
@@ -203,7 +271,8 @@ cmd_start() {
   for i in $(seq 50); do [ -s "$pid_file" ] && break; sleep 0.1; done
   [ -s "$pid_file" ] || die "no pid file $pid_file after starting Milvus"
   pid=$(cat "$pid_file")
-  say "started pid $pid"
+  echo "$mode" >"$mode_file"
+  say "started pid $pid (storage $mode)"
   wait_ready "$pid" "$t0"
   say "started in $((SECONDS - t0)) s"
   print_endpoints
@@ -213,12 +282,12 @@ cmd_stop() {
   local pid t0=$SECONDS
   if ! pid=$(live_pid); then
     if [ -e "$pid_file" ]; then say "pid file names no live Milvus; removing it"; fi
-    rm -f "$pid_file"
+    rm -f "$pid_file" "$mode_file"
     say "not running"
     if port_open "$grpc_port"; then say "note: port $grpc_port is open, but not by a Milvus this script started"; fi
     return 0
   fi
-  say "stopping pid $pid (SIGTERM)"
+  say "stopping pid $pid (storage $(pid_mode "$pid"), SIGTERM)"
   kill -TERM "$pid" 2>/dev/null || true
   while ! gone_or_zombie "$pid" && (( SECONDS - t0 < stop_timeout )); do sleep 0.2; done
   if ! gone_or_zombie "$pid"; then
@@ -226,7 +295,7 @@ cmd_stop() {
     kill -KILL "$pid" 2>/dev/null || true
     for _ in $(seq 50); do gone_or_zombie "$pid" && break; sleep 0.1; done
   fi
-  rm -f "$pid_file"
+  rm -f "$pid_file" "$mode_file"
   say "stopped in $((SECONDS - t0)) s"
 }
 
@@ -237,19 +306,25 @@ cmd_status() {
     if port_open "$grpc_port"; then echo "milvus: note: port $grpc_port is open, but not by a Milvus this script started"; fi
     return 1
   fi
+  # Report the running Milvus, whatever MM_MILVUS_STORAGE asks for.
+  mode=$(pid_mode "$pid"); mv_dir=$(mode_dir "$mode")
   if healthy; then
-    echo "milvus: running (pid $pid), healthy"
+    echo "milvus: running (pid $pid, storage $mode), healthy"
     print_endpoints
     return 0
   fi
-  echo "milvus: running (pid $pid), NOT healthy ($healthz)"
+  echo "milvus: running (pid $pid, storage $mode), NOT healthy ($healthz)"
   return 1
 }
 
 cmd_purge() {
   cmd_stop
-  rm -rf "$mv_dir" "$run_dir"
-  say "purged $mv_dir and $run_dir (venv $venv kept)"
+  local m
+  for m in "${modes[@]}"; do rm -rf "$(mode_dir "$m")"; done
+  rm -f "$pid_file" "$mode_file"   # not all of run/: scripts/s3.sh keeps its pid file there
+  # minio mode's binlogs (its etcd metadata is gone with milvus-minio/). The S3 server itself keeps running.
+  rm -rf "$te_dir/s3/$s3_bucket/$s3_root_path"
+  say "purged $(for m in "${modes[@]}"; do printf '%s ' "$(mode_dir "$m")"; done)and $te_dir/s3/$s3_bucket/$s3_root_path (venv $venv kept)"
 }
 
 case "${1:-}" in
@@ -257,5 +332,5 @@ case "${1:-}" in
   stop) cmd_stop ;;
   status) cmd_status ;;
   purge) cmd_purge ;;
-  *) echo "usage: $0 start|stop|status|purge" >&2; exit 2 ;;
+  *) echo "usage: MM_MILVUS_STORAGE=local|minio $0 start|stop|status|purge" >&2; exit 2 ;;
 esac

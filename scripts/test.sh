@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
 # Runs every test: guest engine unit tests (natively), host unit tests, and end-to-end tests that
-# drive the built binary on generated 1.x installations and a real Milvus 2.3.5 (started here and
-# left running for the next run; `scripts/milvus.sh stop` stops it). Sets up what it needs first;
-# if Milvus cannot start, this fails.
+# drive the built binary on generated 1.x installations, a real MariaDB, a real S3 server (s3s-fs)
+# and a real Milvus 2.3.5. Sets up what it needs first (and leaves the services running for the
+# next run; `scripts/milvus.sh stop`, `scripts/s3.sh stop` stop them). A service that cannot
+# start fails the run.
+#   Phase 1: Milvus on local storage (local targets are imported by absolute path).
+#   Phase 2: Milvus on S3 storage (remote targets are imported by bucket key): tests named remote_*.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 source scripts/env.sh
 scripts/python-env.sh
-eval "$(bash scripts/milvus.sh start | grep -E '^MILVUS_[A-Z_]+=' | sed 's/^/export /')"
+with_env() { eval "$("$@" | grep -E '^[A-Z0-9_]+=' | sed 's/^/export /')"; }
+with_env bash scripts/mariadb.sh ensure
+with_env bash scripts/s3.sh start
 cargo build --release -p milvus-migration -p mm-tests
-cargo test --release --workspace "$@"
+
+with_env env MM_MILVUS_STORAGE=local bash scripts/milvus.sh start
+cargo test --release --workspace "$@" -- --skip remote_
+
+with_env env MM_MILVUS_STORAGE=minio bash scripts/milvus.sh start
+cargo test --release -p mm-tests --test remote_e2e "$@"

@@ -19,12 +19,17 @@ migration.yaml keys (the Go tool's, same meaning):
   loader.worker.limit               imports at once (load phase)
   meta.mode                         local | mock: a meta.json (meta.localFile / meta.mockFile)
                                     sqlite: the 1.x meta.sqlite (meta.sqliteFile)
-                                    mysql, remote: not supported by this version yet
+                                    mysql: meta.mysqlUrl, a Go DSN user:pw@tcp(host:port)/db or mysql://
+                                    remote: meta.remoteMetaFile, a meta.json key in the source bucket
   source.mode                       local: source.local.tablesDir = the 1.x `tables` directory
-                                    remote: not supported by this version yet
+                                    remote: source.remote.{cloud,endpoint,region,bucket,ak,sk,useIAM,
+                                            useSSL,checkBucket,tablesDir} (tablesDir = key prefix)
   target.mode                       local: target.local.outputDir = where npy files go
-                                    remote: not supported by this version yet
-  target.remote.*                   accepted; for remote targets (not supported by this version yet)
+                                    remote: target.remote.{outputDir,cloud,endpoint,region,bucket,ak,sk,
+                                            useIAM,useSSL,checkBucket}: the bucket Milvus itself uses
+  *.remote.cloud                    aws (also MinIO and any S3-compatible endpoint), gcp, azure
+  *.remote.checkBucket              true: create the bucket when missing (S3); false: fail when missing
+  *.remote.ak / .sk                 also from $MILVUS_MIGRATION_{SOURCE,TARGET}_{AK,SK}; never printed
   target.milvus2x.endpoint          host:port of the Milvus 2.x server (load, verify, migrate)
   target.milvus2x.username, .password  credentials (password also from $MILVUS_MIGRATION_MILVUS_PASSWORD)
   target.milvus2x.database          database to use (created when missing; default `default`)

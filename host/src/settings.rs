@@ -454,10 +454,15 @@ impl Settings {
             "local" => MetaSetting::Json(need(f.meta.local_file, "meta.localFile (meta.mode local)", &mut problems)),
             "mock" => MetaSetting::Json(need(f.meta.mock_file, "meta.mockFile (meta.mode mock)", &mut problems)),
             "sqlite" => MetaSetting::Sqlite(need(f.meta.sqlite_file, "meta.sqliteFile (meta.mode sqlite)", &mut problems)),
-            "mysql" => MetaSetting::Mysql(f.meta.mysql_url.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| {
-                problems.push("meta.mysqlUrl is required (meta.mode mysql)".into());
-                String::new()
-            })),
+            "mysql" => {
+                let url = f.meta.mysql_url.clone().filter(|u| !u.is_empty()).unwrap_or_default();
+                if url.is_empty() {
+                    problems.push("meta.mysqlUrl is required (meta.mode mysql)".into());
+                } else if let Err(e) = crate::caps::meta_db::parse_dsn(&url) {
+                    problems.push(format!("meta.mysqlUrl: {e}"));
+                }
+                MetaSetting::Mysql(url)
+            }
             "remote" => {
                 if f.source.mode.as_deref() != Some("remote") {
                     problems.push("meta.mode remote reads meta.remoteMetaFile from the source bucket: it needs source.mode remote".into());
@@ -616,7 +621,7 @@ target:
     }
 
     #[test]
-    fn the_guides_remote_target_and_mysql_meta() {
+    fn the_guides_bucket_target_and_mysql_meta() {
         let yaml = GUIDE
             .replace("  mode: local\n  local:\n    outputDir: /out", "  mode: remote")
             .replace("  mode: local\n  localFile: /outputDir/test/meta.json", "  mode: mysql\n  mysqlUrl: root:pw@tcp(db:3306)/milvus?charset=utf8mb4");
@@ -626,7 +631,7 @@ target:
         assert!(r.use_iam && !r.check_bucket);
         assert!(matches!(&s.meta, Some(MetaSetting::Mysql(u)) if u.starts_with("root:pw@")));
         let shown = format!("{:?} {:?}", s.meta, s.target);
-        assert!(!shown.contains("pw@") && !shown.contains("xxxx\""), "{shown}");
+        assert!(!shown.contains("pw@") && !shown.contains("secret"), "{shown}");
     }
 
     #[test]

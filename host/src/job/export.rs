@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use super::write_atomically;
-use crate::caps::meta_db::{MetaSource, MySqlSource, SqliteSource};
+use crate::caps::meta_db::{parse_dsn, MetaSource, MySqlSource, SqliteSource};
 use crate::cli::ExportArgs;
 use crate::exit::Failure;
 use crate::sandbox::{Caps, Sandbox};
@@ -15,7 +15,10 @@ use crate::settings::DEFAULT_LIMITS;
 pub async fn run(args: ExportArgs) -> Result<(), Failure> {
     let meta: Arc<dyn MetaSource> = match (&args.sqlite, &args.mysql) {
         (Some(path), _) => Arc::new(SqliteSource::open(path).await.map_err(Failure::Usage)?),
-        (None, Some(dsn)) => Arc::new(MySqlSource::open(dsn, "-m").await.map_err(Failure::Run)?),
+        (None, Some(dsn)) => {
+            parse_dsn(dsn).map_err(|e| Failure::Usage(anyhow::anyhow!("-m: {e}")))?;
+            Arc::new(MySqlSource::open(dsn, "-m").await.map_err(Failure::Run)?)
+        }
         (None, None) => unreachable!("clap requires -m or -s"),
     };
     export(meta, &args.output).await

@@ -3,7 +3,7 @@
 mod mysql;
 mod sqlite;
 
-pub use mysql::MySqlSource;
+pub use mysql::{parse_dsn, MySqlSource};
 pub use sqlite::SqliteSource;
 
 use std::sync::Arc;

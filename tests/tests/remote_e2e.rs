@@ -1,0 +1,241 @@
+//! Buckets: a 1.x installation in a source bucket (meta in MariaDB or in the bucket), dumped
+//! into the bucket of a Milvus 2.3.5 that runs on the same S3 server (s3s-fs), loaded and
+//! verified. scripts/test.sh starts s3s-fs and Milvus in `minio` storage mode for these.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as Key;
+use object_store::ObjectStore;
+
+use mm_tests::generate::write_mysql;
+use mm_tests::tool::{run, text};
+use mm_tests::{generate, CollectionSpec, Generated, PartitionSpec, SegmentSpec, Spec};
+
+fn var(k: &str, default: &str) -> String {
+    std::env::var(k).unwrap_or_else(|_| default.into())
+}
+
+fn s3_host() -> String {
+    var("S3_ENDPOINT", "http://127.0.0.1:9000").trim_start_matches("http://").to_string()
+}
+
+fn require_minio_milvus() {
+    let mode = var("MILVUS_STORAGE", "");
+    assert_eq!(mode, "minio", "these tests need Milvus on S3 storage and s3s-fs: run scripts/test.sh (MILVUS_STORAGE={mode:?})");
+}
+
+fn bucket(name: &str, secret: &str) -> Arc<dyn ObjectStore> {
+    Arc::new(
+        AmazonS3Builder::new()
+            .with_endpoint(format!("http://{}", s3_host()))
+            .with_allow_http(true)
+            .with_virtual_hosted_style_request(false)
+            .with_region("us-east-1")
+            .with_bucket_name(name)
+            .with_access_key_id(var("S3_ACCESS_KEY", "minioadmin"))
+            .with_secret_access_key(secret)
+            .build()
+            .unwrap(),
+    )
+}
+
+fn unique(prefix: &str) -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros();
+    format!("{prefix}_{}_{}", std::process::id(), t % 1_000_000_000)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Uploads every file under `dir` to `prefix/<relative path>`.
+async fn upload_dir(store: &dyn ObjectStore, dir: &Path, prefix: &str) {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_str().unwrap();
+                store.put(&Key::from(format!("{prefix}/{rel}")), std::fs::read(&p).unwrap().into()).await.unwrap();
+            }
+        }
+    }
+}
+
+fn spec(name: &str) -> Spec {
+    let seg = |rows, deleted: &[i32]| SegmentSpec { rows, deleted: deleted.to_vec(), ..Default::default() };
+    Spec {
+        seed: 21,
+        collections: vec![
+            CollectionSpec {
+                name: name.into(),
+                dim: 8,
+                metric: 2,
+                engine_type: 1,
+                index_params: "{}".into(),
+                dropped: false,
+                segments: vec![seg(500, &[499, 2, 2, 250]), seg(120, &[])],
+                partitions: vec![PartitionSpec { tag: "east/1".into(), dropped: false, segments: vec![seg(80, &[0])] }],
+            },
+            CollectionSpec {
+                name: format!("{name}_bin"),
+                dim: 32,
+                metric: 3,
+                engine_type: 9,
+                index_params: "{}".into(),
+                dropped: false,
+                segments: vec![seg(90, &[1, 89])],
+                partitions: vec![],
+            },
+        ],
+    }
+}
+
+/// `source` and `meta` are the yaml section bodies; the target is always Milvus' bucket.
+fn config(dir: &Path, meta: &str, source: &str, out_prefix: &str, target_extra: &str) -> PathBuf {
+    let yaml = format!(
+        "dumper:\n  worker:\n    workMode: milvus1x\nmeta:\n{meta}\nsource:\n{source}\ntarget:\n  mode: remote\n  remote:\n\
+         \x20   outputDir: {out_prefix}\n    cloud: aws\n    endpoint: {}\n    region: us-east-1\n    bucket: {}\n\
+         \x20   ak: {}\n    sk: {}\n    useIAM: false\n    useSSL: false\n    checkBucket: false\n{target_extra}\
+         \x20 milvus2x:\n    endpoint: {}\n",
+        s3_host(),
+        var("MILVUS_BUCKET", "milvus-bucket"),
+        var("S3_ACCESS_KEY", "minioadmin"),
+        var("S3_SECRET_KEY", "minioadmin"),
+        var("MILVUS_ENDPOINT", "127.0.0.1:19530"),
+    );
+    let path = dir.join("migration.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+fn remote_source(prefix: &str) -> String {
+    format!(
+        "  mode: remote\n  remote:\n    cloud: aws\n    endpoint: {}\n    region: us-east-1\n    bucket: {}\n    ak: {}\n    sk: {}\n\
+         \x20   useIAM: false\n    useSSL: false\n    checkBucket: false\n    tablesDir: {prefix}/tables",
+        s3_host(),
+        var("S3_SOURCE_BUCKET", "source-bucket"),
+        var("S3_ACCESS_KEY", "minioadmin"),
+        var("S3_SECRET_KEY", "minioadmin"),
+    )
+}
+
+fn cmd(dir: &Path, cfg: &Path, args: &[&str]) -> Output {
+    let c = format!("--config={}", s(cfg));
+    let mut all = args.to_vec();
+    all.push(&c);
+    run(dir, &all)
+}
+
+async fn installation(dir: &Path, name: &str) -> Generated {
+    generate(&spec(name), &dir.join("src"), true).await.unwrap()
+}
+
+#[tokio::test]
+async fn remote_mysql_meta_and_bucket_source_into_milvus_bucket() {
+    require_minio_milvus();
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("rb");
+    let g = installation(dir.path(), &name).await;
+    // The 1.x installation: meta in MariaDB, tables/ in the source bucket.
+    let url = var("MYSQL_URL", "mysql://milvus:milvuspw@127.0.0.1:3306/milvus");
+    let db = unique("mm_test");
+    let pool = sqlx::mysql::MySqlPoolOptions::new().max_connections(1).connect(&url).await.expect("MariaDB (scripts/mariadb.sh)");
+    sqlx::query(&format!("CREATE DATABASE {db}")).execute(&pool).await.unwrap();
+    let base = url.rsplit_once('/').unwrap().0.to_string();
+    write_mysql(&g.meta_rows, &format!("{base}/{db}")).await.unwrap();
+    let src = bucket(&var("S3_SOURCE_BUCKET", "source-bucket"), &var("S3_SECRET_KEY", "minioadmin"));
+    upload_dir(src.as_ref(), &g.tables, &format!("{name}/tables")).await;
+
+    // export -m with the guide's DSN, then meta.json goes to the source bucket (meta.mode remote).
+    let cred_host = base.trim_start_matches("mysql://");
+    let (cred, host) = cred_host.split_once('@').unwrap();
+    let dsn = format!("{cred}@tcp({host})/{db}?charset=utf8mb4&parseTime=True&loc=Local");
+    let o = run(dir.path(), &["export", "-m", &dsn, "-o", s(&dir.path().join("meta"))]);
+    assert!(o.status.success(), "{}", text(&o));
+    src.put(&Key::from(format!("{name}/meta.json")), std::fs::read(dir.path().join("meta/meta.json")).unwrap().into())
+        .await
+        .unwrap();
+
+    let meta = format!("  mode: remote\n  remoteMetaFile: {name}/meta.json");
+    let cfg = config(dir.path(), &meta, &remote_source(&name), &format!("migration/{name}"), "");
+    let o = cmd(dir.path(), &cfg, &["dump"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let dst = bucket(&var("MILVUS_BUCKET", "milvus-bucket"), &var("S3_SECRET_KEY", "minioadmin"));
+    let manifest = dst.get(&Key::from(format!("migration/{name}/manifest.json"))).await.unwrap().bytes().await.unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    assert_eq!(manifest["rows"], g.expected.live_rows());
+
+    let o = cmd(dir.path(), &cfg, &["load"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("verified: every collection and partition matches the source"), "{}", text(&o));
+    // Again: nothing imported twice.
+    let o = cmd(dir.path(), &cfg, &["load"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("imported 0 group(s) (0 rows), 3 already imported"), "{}", text(&o));
+}
+
+#[tokio::test]
+async fn remote_target_from_sqlite_and_local_tables_with_bucket_creation() {
+    require_minio_milvus();
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("rl");
+    let g = installation(dir.path(), &name).await;
+    let meta = format!("  mode: sqlite\n  sqliteFile: {}", s(&g.meta_sqlite));
+    let local_source = format!("  mode: local\n  local:\n    tablesDir: {}", s(&g.tables));
+    let cfg = config(dir.path(), &meta, &local_source, &format!("migration/{name}"), "");
+    let o = cmd(dir.path(), &cfg, &["migrate"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("verified:"), "{}", text(&o));
+
+    // checkBucket: a missing bucket fails clearly when false, and is created when true.
+    let missing = unique("newbucket").replace('_', "-");
+    let yaml = std::fs::read_to_string(&cfg).unwrap().replace(&var("MILVUS_BUCKET", "milvus-bucket"), &missing);
+    std::fs::write(&cfg, &yaml).unwrap();
+    let o = cmd(dir.path(), &cfg, &["dump"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("bucket \"{missing}\" (target.remote.bucket)")) && err.contains("does not exist"), "{}", text(&o));
+    assert!(err.contains("checkBucket: true"), "{}", text(&o));
+    std::fs::write(&cfg, yaml.replace("checkBucket: false", "checkBucket: true")).unwrap();
+    let o = cmd(dir.path(), &cfg, &["dump"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let created = bucket(&missing, &var("S3_SECRET_KEY", "minioadmin"));
+    assert!(created.head(&Key::from(format!("migration/{name}/manifest.json"))).await.is_ok());
+}
+
+#[tokio::test]
+async fn remote_bad_secret_and_missing_meta_key_are_named() {
+    require_minio_milvus();
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("rx");
+    let g = installation(dir.path(), &name).await;
+    let meta = format!("  mode: sqlite\n  sqliteFile: {}", s(&g.meta_sqlite));
+    let local_source = format!("  mode: local\n  local:\n    tablesDir: {}", s(&g.tables));
+    let cfg = config(dir.path(), &meta, &local_source, &format!("migration/{name}"), "");
+    let yaml = std::fs::read_to_string(&cfg).unwrap();
+    let secret = var("S3_SECRET_KEY", "minioadmin");
+    std::fs::write(&cfg, yaml.replacen(&format!("sk: {secret}"), "sk: Wr0ng-Secret-Key", 1)).unwrap();
+    let o = cmd(dir.path(), &cfg, &["dump"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("access denied, check target.remote.ak / .sk"), "{}", text(&o));
+    assert!(!err.contains("Wr0ng-Secret-Key"), "secret echoed: {err}");
+
+    let meta = format!("  mode: remote\n  remoteMetaFile: {name}/no-such-meta.json");
+    let cfg = config(dir.path(), &meta, &remote_source(&name), &format!("migration/{name}"), "");
+    let o = cmd(dir.path(), &cfg, &["dump"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&format!("meta.remoteMetaFile \"{name}/no-such-meta.json\": no such object")),
+        "{}",
+        text(&o)
+    );
+    let dst = bucket(&var("MILVUS_BUCKET", "milvus-bucket"), &secret);
+    assert!(dst.head(&Key::from(format!("migration/{name}/manifest.json"))).await.is_err(), "something was written");
+}
