@@ -5,6 +5,8 @@
 #   BENCH_DIR  where the installation and outputs go (default /dev/shm/mm-bench: tmpfs, so disk
 #              noise does not swamp the comparison; set a disk path to measure the disk instead)
 #   GIB, DIM, DELETED_PCT, RUNS (default 3; the best run of each is reported)
+#   TARGET=s3  dump to an S3 bucket instead (the s3s-fs of scripts/s3.sh, on loopback), compared
+#              with a plain multipart upload of the same files through the same client (object_store)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -18,6 +20,28 @@ trap 'rm -rf "$dir"' EXIT
 "$bin/gen-fixture" bench "$dir/src" --gib "$gib" --dim "$dim" --deleted-pct "$pct" >&2
 seg=$(find "$dir/src/db/tables" -name '*.rv' -printf '%h\n')
 bytes=$(( $(stat -c %s "$seg"/*.rv) + $(stat -c %s "$seg"/*.uid) ))
+if [ "${TARGET:-local}" = s3 ]; then
+  eval "$(bash scripts/s3.sh start | grep -E '^S3_[A-Z_]+=' | sed 's/^/export /')"
+  target_yaml="  mode: remote
+  remote:
+    outputDir: bench/dump
+    cloud: aws
+    endpoint: ${S3_ENDPOINT#http://}
+    region: us-east-1
+    bucket: $S3_BUCKET
+    ak: $S3_ACCESS_KEY
+    sk: $S3_SECRET_KEY
+    useSSL: false
+    checkBucket: false"
+  baseline() { "$bin/gen-fixture" upload --endpoint "$S3_ENDPOINT" --bucket "$S3_BUCKET" --ak "$S3_ACCESS_KEY" --sk "$S3_SECRET_KEY" --prefix bench/plain "$seg"/*.rv "$seg"/*.uid; }
+  base_name="upload"
+else
+  target_yaml="  mode: local
+  local:
+    outputDir: $dir/out"
+  baseline() { rm -rf "$dir/cp" && mkdir -p "$dir/cp" && cp "$seg"/*.rv "$seg"/*.uid "$dir/cp/"; }
+  base_name="cp"
+fi
 cat > "$dir/migration.yaml" <<YAML
 meta:
   mode: sqlite
@@ -27,16 +51,13 @@ source:
   local:
     tablesDir: $dir/src/db/tables
 target:
-  mode: local
-  local:
-    outputDir: $dir/out
+$target_yaml
 YAML
 now() { date +%s.%N; }
 best_cp=999999 best_dump=999999 rss=0
 cat "$seg"/*.rv "$seg"/*.uid > /dev/null  # warm the page cache for both
 for _ in $(seq "$runs"); do
-  rm -rf "$dir/cp" && mkdir -p "$dir/cp"
-  t0=$(now); cp "$seg"/*.rv "$seg"/*.uid "$dir/cp/"; t1=$(now)
+  t0=$(now); baseline; t1=$(now)
   best_cp=$(echo "$t1 - $t0" | bc -l | awk -v b="$best_cp" '{print ($1<b)?$1:b}')
   rm -rf "$dir/cp" "$dir/out"
   t0=$(now)
@@ -46,10 +67,10 @@ for _ in $(seq "$runs"); do
   r=$(cat "$dir/rss"); [ "$r" -gt "$rss" ] && rss=$r
 done
 grep -E '^dumped' "$dir/dump.log"
-awk -v b="$bytes" -v c="$best_cp" -v d="$best_dump" -v rss="$rss" -v gib="$gib" -v dim="$dim" -v pct="$pct" -v dir="$dir" 'BEGIN {
+awk -v base="$base_name" -v b="$bytes" -v c="$best_cp" -v d="$best_dump" -v rss="$rss" -v gib="$gib" -v dim="$dim" -v pct="$pct" -v dir="$dir" 'BEGIN {
   printf "segment: %.2f GiB (%d bytes), dim %d, %s%% deleted, in %s\n", b/2^30, b, dim, pct, dir
-  printf "cp:   %.3f s  %.2f GB/s\n", c, b/c/1e9
+  printf "%s: %.3f s  %.2f GB/s\n", base, c, b/c/1e9
   printf "dump: %.3f s  %.2f GB/s (whole process: start, plan, convert, manifest)\n", d, b/d/1e9
-  printf "ratio dump/cp: %.2f (target >= 0.8)\n", c/d
+  printf "ratio dump/%s: %.2f (target >= 0.8)\n", base, c/d
   printf "dump peak RSS: %.1f MiB (target <= 256)\n", rss/1024
 }'

@@ -1,5 +1,10 @@
-# Sourced by the scripts: the shared target dir (clones reuse one build) and the wasm target.
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/milvus-migration/target}"
+# Sourced by the scripts (from the repository root).
+# One target dir per checkout: host/build.rs embeds the guest and records absolute paths to watch,
+# so two checkouts sharing a target dir could embed each other's guest. Set CARGO_TARGET_DIR to
+# override.
+if [ -z "${CARGO_TARGET_DIR:-}" ]; then
+  export CARGO_TARGET_DIR="$HOME/.cache/milvus-migration/target-$(pwd | cksum | cut -d' ' -f1)"
+fi
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2
 fi

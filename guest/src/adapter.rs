@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::io::{self, Level, Role};
 use crate::meta::{self, rows, Installation, VectorKind};
 use crate::plan::{self, CollectionPlan, DumpOptions, DumpPlan, PartitionPlan, SegmentUnit};
+use crate::index::{IndexMode, IndexSpec};
 use crate::load::{CollectionLoad, FileGroup, LoadOptions, PartitionLoad};
 use crate::{dump, load, manifest, verify};
 
@@ -60,7 +61,13 @@ impl wit::Guest for Component {
     }
 
     fn plan_load(options: wit::LoadOptions) -> Result<wit::LoadPlan, types::Error> {
-        let plan = load::plan_load(&Imports, &Imports, &LoadOptions { collections: options.collections })?;
+        let index_mode = match options.index_mode {
+            wit::IndexMode::Keep => IndexMode::Keep,
+            wit::IndexMode::Autoindex => IndexMode::AutoIndex,
+            wit::IndexMode::None => IndexMode::None,
+        };
+        let opts = LoadOptions { collections: options.collections, index_mode, load_after: options.load_after };
+        let plan = load::plan_load(&Imports, &Imports, &opts)?;
         Ok(wit::LoadPlan { collections: plan.collections.into_iter().map(Into::into).collect(), warnings: plan.warnings })
     }
 
@@ -91,6 +98,9 @@ impl wit::Guest for Component {
 }
 
 impl io::Milvus for Imports {
+    fn server_version(&self) -> Result<String, Error> {
+        Ok(mv::server_version()?)
+    }
     fn describe_collection(&self, name: &str) -> Result<Option<io::CollectionInfo>, Error> {
         Ok(mv::describe_collection(name)?.map(|c| io::CollectionInfo {
             fields: c
@@ -416,6 +426,8 @@ impl From<CollectionLoad> for wit::CollectionLoad {
             id_field: c.id_field,
             vector_field: c.vector_field,
             exists: c.exists,
+            index: c.index.map(|i| wit::IndexSpec { index_type: i.index_type, metric: i.metric, params: i.params }),
+            load_after: c.load_after,
             partitions: c
                 .partitions
                 .into_iter()
@@ -445,6 +457,8 @@ impl From<wit::CollectionLoad> for CollectionLoad {
             id_field: c.id_field,
             vector_field: c.vector_field,
             exists: c.exists,
+            index: c.index.map(|i| IndexSpec { index_type: i.index_type, metric: i.metric, params: i.params }),
+            load_after: c.load_after,
             partitions: c
                 .partitions
                 .into_iter()

@@ -106,6 +106,7 @@ pub struct Entity {
 
 /// The target Milvus (the `milvus` import).
 pub trait Milvus {
+    fn server_version(&self) -> Result<String>;
     fn describe_collection(&self, name: &str) -> Result<Option<CollectionInfo>>;
     fn create_collection(&self, c: &NewCollection) -> Result<()>;
     fn create_partition(&self, collection: &str, partition: &str) -> Result<()>;

@@ -4,6 +4,7 @@
 
 pub mod dump;
 pub mod error;
+pub mod index;
 pub mod io;
 pub mod journal;
 pub mod load;

@@ -2,15 +2,18 @@
 //! what is missing and import every file group exactly once, as the journal records.
 
 use crate::error::{Error, Result};
-use crate::io::{FieldType, Level, Milvus, NewCollection, Report, Store};
+use crate::index::{map_index, IndexMode, IndexSpec, Version};
+use crate::io::{FieldType, IndexInfo, Level, Milvus, NewCollection, Report, Store};
 use crate::journal::{self, Entry, State};
 use crate::manifest::{read_manifest, CollectionEntry};
 use crate::meta::VectorKind;
 use crate::names::{self, DEFAULT_PARTITION};
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LoadOptions {
     pub collections: Vec<String>,
+    pub index_mode: IndexMode,
+    pub load_after: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +41,8 @@ pub struct CollectionLoad {
     pub id_field: String,
     pub vector_field: String,
     pub exists: bool,
+    pub index: Option<IndexSpec>,
+    pub load_after: bool,
     pub partitions: Vec<PartitionLoad>,
 }
 
@@ -116,6 +121,7 @@ pub fn plan_load(store: &impl Store, milvus: &impl Milvus, opts: &LoadOptions) -
     }
     let mut plan = LoadPlan { collections: vec![], warnings: vec![] };
     let mut problems = Vec::new();
+    let version = Version::parse(&milvus.server_version()?);
     for c in manifest.collections.iter().filter(|c| opts.collections.is_empty() || opts.collections.contains(&c.name)) {
         if !names::is_valid(&c.name) {
             problems.push(format!("collection {:?}: not a valid 2.x collection name", c.name));
@@ -136,14 +142,19 @@ pub fn plan_load(store: &impl Store, milvus: &impl Milvus, opts: &LoadOptions) -
                 .collect();
             partitions.push(PartitionLoad { tag: p.tag.clone(), name, table_id: p.table_id.clone(), rows: p.rows, groups });
         }
+        let vector = vector_kind(c)?;
+        let (index, index_warnings) = map_index(c.engine_type, &c.index_params, c.metric, vector, opts.index_mode, version)?;
+        plan.warnings.extend(index_warnings.into_iter().map(|w| format!("collection {:?}: {w}", c.name)));
         let mut load = CollectionLoad {
             name: c.name.clone(),
-            vector: vector_kind(c)?,
+            vector,
             dim: c.dim,
             metric: c.metric,
             id_field: manifest.id_field.clone(),
             vector_field: manifest.vector_field.clone(),
             exists: false,
+            index,
+            load_after: opts.load_after,
             partitions,
         };
         if let Some(info) = milvus.describe_collection(&c.name)? {
@@ -253,6 +264,30 @@ pub fn load_collection(store: &impl Store, milvus: &impl Milvus, report: &impl R
     milvus.flush(&c.name)?;
     if !failures.is_empty() {
         return Err(Error::Remote { code: 0, reason: format!("collection {:?}: {}", c.name, failures.join("; ")) });
+    }
+    if let Some(spec) = &c.index {
+        let existing = milvus.describe_indexes(&c.name)?;
+        match existing.iter().find(|i| i.field == c.vector_field) {
+            Some(i) => report.log(Level::Info, &format!("{:?} already has a {} index; left as it is", c.name, i.index_type)),
+            None => {
+                let index = IndexInfo {
+                    field: c.vector_field.clone(),
+                    index_type: spec.index_type.clone(),
+                    metric: spec.metric.clone(),
+                    params: spec.params.clone(),
+                };
+                milvus.create_index(&c.name, &index)?;
+                report.log(Level::Info, &format!("built {} ({}) {} on {:?}", spec.index_type, spec.metric, spec.params, c.name));
+            }
+        }
+    }
+    if c.load_after {
+        if c.index.is_some() || !milvus.describe_indexes(&c.name)?.is_empty() {
+            milvus.load(&c.name)?;
+            report.log(Level::Info, &format!("loaded {:?}", c.name));
+        } else {
+            report.log(Level::Warn, &format!("{:?} has no index, so it was not loaded", c.name));
+        }
     }
     Ok(out)
 }

@@ -8,11 +8,16 @@ use crate::dump::dump_segment;
 use crate::error::{Error, Result};
 use crate::io::memory::{MemReport, MemStore};
 use crate::io::*;
+use crate::index::IndexMode;
 use crate::load::{load_collection, plan_load, LoadOptions};
 use crate::manifest::write_manifest;
 use crate::meta::VectorKind;
 use crate::plan::{CollectionPlan, DumpOptions, DumpPlan, PartitionPlan, SegmentUnit};
 use crate::verify::verify_collection;
+
+fn opts() -> LoadOptions {
+    LoadOptions { collections: vec![], index_mode: IndexMode::Keep, load_after: true }
+}
 
 #[derive(Default)]
 struct FakeMilvus {
@@ -30,6 +35,9 @@ fn npy_body(b: &[u8]) -> &[u8] {
 }
 
 impl Milvus for FakeMilvus {
+    fn server_version(&self) -> Result<String> {
+        Ok("v2.3.5".into())
+    }
     fn describe_collection(&self, name: &str) -> Result<Option<CollectionInfo>> {
         Ok(self.collections.borrow().get(name).map(|(c, parts)| CollectionInfo {
             fields: vec![
@@ -159,11 +167,13 @@ fn dumped() -> MemStore {
 fn load_is_exactly_once_and_verifies() {
     let store = dumped();
     let milvus = FakeMilvus { store: store.clone(), ..Default::default() };
-    let plan = plan_load(&store, &milvus, &LoadOptions::default()).unwrap();
+    let plan = plan_load(&store, &milvus, &opts()).unwrap();
     assert_eq!(plan.warnings, ["collection \"c\": partition tag \"a b\" becomes 2.x partition \"a_b\""]);
     let c = &plan.collections[0];
+    assert_eq!(c.index.as_ref().map(|i| i.index_type.as_str()), Some("FLAT"));
     let r = load_collection(&store, &milvus, &MemReport::default(), c).unwrap();
     assert_eq!((r.imported, r.skipped, r.rows), (2, 0, 7));
+    assert_eq!(milvus.indexes.borrow().len(), 1, "the planned index was built");
     assert_eq!(milvus.count_rows("c", Some("a_b")).unwrap(), 3);
 
     let v = verify_collection(&store, &milvus, &MemReport::default(), c).unwrap();
@@ -172,7 +182,7 @@ fn load_is_exactly_once_and_verifies() {
     assert_eq!(v.partitions[0].sampled, 4);
 
     // Again: the journal says both groups are done; nothing is imported twice.
-    let plan = plan_load(&store, &milvus, &LoadOptions::default()).unwrap();
+    let plan = plan_load(&store, &milvus, &opts()).unwrap();
     assert!(plan.collections[0].exists);
     let r = load_collection(&store, &milvus, &MemReport::default(), &plan.collections[0]).unwrap();
     assert_eq!((r.imported, r.skipped), (0, 2));
@@ -184,7 +194,7 @@ fn load_is_exactly_once_and_verifies() {
 fn verify_catches_a_deleted_row_and_a_wrong_vector() {
     let store = dumped();
     let milvus = FakeMilvus { store: store.clone(), ..Default::default() };
-    let plan = plan_load(&store, &milvus, &LoadOptions::default()).unwrap();
+    let plan = plan_load(&store, &milvus, &opts()).unwrap();
     load_collection(&store, &milvus, &MemReport::default(), &plan.collections[0]).unwrap();
     {
         let mut cols = milvus.collections.borrow_mut();
@@ -205,7 +215,7 @@ fn a_failed_import_is_reported_and_retried_by_the_next_run() {
     let store = dumped();
     let milvus = FakeMilvus { store: store.clone(), ..Default::default() };
     milvus.fail_next.set(true);
-    let plan = plan_load(&store, &milvus, &LoadOptions::default()).unwrap();
+    let plan = plan_load(&store, &milvus, &opts()).unwrap();
     let err = load_collection(&store, &milvus, &MemReport::default(), &plan.collections[0]).unwrap_err().to_string();
     assert!(err.contains("segment s1 (task 1) failed on the server: disk quota"), "{err}");
     let r = load_collection(&store, &milvus, &MemReport::default(), &plan.collections[0]).unwrap();
@@ -227,7 +237,7 @@ fn a_mismatched_existing_collection_stops_the_plan() {
             dim: 3,
         })
         .unwrap();
-    let err = plan_load(&store, &milvus, &LoadOptions::default()).unwrap_err().to_string();
+    let err = plan_load(&store, &milvus, &opts()).unwrap_err().to_string();
     assert!(err.contains("existing collection \"c\" does not match: field \"data\" has dim 3, the 1.x collection has dim 2"), "{err}");
     assert!(err.contains("Nothing was imported"), "{err}");
     assert_eq!(milvus.imports.get(), 0);
@@ -236,6 +246,6 @@ fn a_mismatched_existing_collection_stops_the_plan() {
 #[test]
 fn no_manifest_means_no_load() {
     let milvus = FakeMilvus::default();
-    let err = plan_load(&MemStore::default(), &milvus, &LoadOptions::default()).unwrap_err().to_string();
+    let err = plan_load(&MemStore::default(), &milvus, &opts()).unwrap_err().to_string();
     assert!(err.contains("run `dump` first"), "{err}");
 }

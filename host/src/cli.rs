@@ -41,6 +41,9 @@ Keys of our own (section `migration`):
   migration.sandbox.fuel                        CPU budget per unit, wasm instructions (default 2e11)
   migration.milvus.tls, migration.milvus.caCert TLS to Milvus, with an optional CA certificate (PEM)
   migration.milvus.importTimeoutSeconds         how long to wait for one import (default 3600)
+  migration.index                               keep (default: the 1.x index type, parameters and metric,
+                                                or the closest 2.x has, with a warning) | autoindex | none
+  migration.load                                load collections into memory after import (default true)
 A local target (target.mode local) is imported by absolute path, so Milvus must use local
 storage on this machine (common.storageType: local).
 Unknown keys are errors, reported with their line.";

@@ -200,6 +200,8 @@ struct Ours {
     sandbox: SandboxKeys,
     #[serde(default)]
     milvus: OursMilvus,
+    index: Option<String>,
+    load: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -371,6 +373,15 @@ impl std::fmt::Debug for MilvusSettings {
     }
 }
 
+/// `migration.index`: which index the target collections get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexChoice {
+    /// The 1.x index, re-created (default).
+    Keep,
+    AutoIndex,
+    None,
+}
+
 /// What a command needs from the file.
 #[derive(Debug, Clone, Copy)]
 pub struct Needs {
@@ -387,6 +398,9 @@ pub struct Settings {
     pub meta: Option<MetaSetting>,
     /// Present when the command needs it (load, verify, migrate).
     pub milvus: Option<MilvusSettings>,
+    pub index: IndexChoice,
+    /// Load collections into memory after the import.
+    pub load_after: bool,
     pub source: StoreSetting,
     pub target: StoreSetting,
     pub collections: Vec<String>,
@@ -524,6 +538,15 @@ impl Settings {
         } else {
             None
         };
+        let index = match f.migration.index.as_deref().unwrap_or("keep") {
+            "keep" => IndexChoice::Keep,
+            "autoindex" | "AUTOINDEX" => IndexChoice::AutoIndex,
+            "none" => IndexChoice::None,
+            other => {
+                problems.push(format!("migration.index {other:?} is not one of keep, autoindex, none"));
+                IndexChoice::Keep
+            }
+        };
         let mut limits = DEFAULT_LIMITS;
         if let Some(mib) = f.migration.sandbox.memory_mib {
             if !(16..=4096).contains(&mib) {
@@ -544,6 +567,8 @@ impl Settings {
             workers,
             loader_workers,
             milvus,
+            index,
+            load_after: f.migration.load.unwrap_or(true),
             read_chunk,
             meta,
             source,

@@ -183,6 +183,28 @@ def main():
         c.check(not found, f"absent ids {chunk[0]!r}..{chunk[-1]!r} ({len(chunk)}): none found"
                 + (f" (found {found[:10]})" if found else ""))
 
+    # The index, when the spec names one: type, metric and build parameters as given.
+    want_index = spec.get("index")
+    if want_index is not None:
+        idx = coll.indexes[0].params if coll.indexes else {}
+        got_params = idx.get("params", {})
+        if isinstance(got_params, str):
+            got_params = json.loads(got_params)
+        got_params = {k: int(v) if str(v).isdigit() else v for k, v in got_params.items()}
+        ok = (idx.get("index_type") == want_index["index_type"] and idx.get("metric_type") == want_index["metric_type"]
+              and got_params == want_index.get("params", {}))
+        c.check(ok, f"index is {want_index} (got {idx})")
+        c.check(utility.load_state(name) == LoadState.Loaded, "collection is loaded")
+
+    # Searches: each stored vector finds its own id first.
+    for q in spec.get("search", []):
+        metric = want_index["metric_type"] if want_index else ("HAMMING" if is_binary else "L2")
+        data = [bytes.fromhex(q["binary_hex"])] if is_binary else [np.asarray(q["float"], dtype=np.float32).tolist()]
+        params = {"metric_type": metric, "params": {"nprobe": 16, "ef": 64}}
+        res = coll.search(data=data, anns_field=vf.name, param=params, limit=3, consistency_level=STRONG)
+        top = res[0].ids[0] if res and len(res[0]) else None
+        c.check(top == q["id"], f"search for the vector of id {q['id']!r} returns it first (got {top!r})")
+
     connections.disconnect("default")
     if c.failed:
         print(f"FAILED: {c.failed} of {c.passed + c.failed} checks failed", flush=True)

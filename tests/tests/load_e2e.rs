@@ -93,6 +93,11 @@ fn cmd(env: &Env, args: &[&str]) -> Output {
 
 /// pymilvus' view: counts per partition and a few vectors by id, deleted ids absent.
 fn pymilvus_check(env: &Env, collection: &str, partition_names: &[(&str, &str)]) {
+    pymilvus_check_with(env, collection, partition_names, serde_json::json!({}));
+}
+
+/// The same, with more checks merged into the spec (`index`, `search`).
+fn pymilvus_check_with(env: &Env, collection: &str, partition_names: &[(&str, &str)], extra: serde_json::Value) {
     let c = env.expected.collections.iter().find(|c| c.name == collection).unwrap();
     let mut partitions = serde_json::Map::new();
     let mut vectors = Vec::new();
@@ -128,7 +133,10 @@ fn pymilvus_check(env: &Env, collection: &str, partition_names: &[(&str, &str)])
         .filter(|id| !live.contains(id))
         .collect();
     assert!(!absent.is_empty());
-    let spec = serde_json::json!({"collection": collection, "partitions": partitions, "vectors": vectors, "absent_ids": absent});
+    let mut spec = serde_json::json!({"collection": collection, "partitions": partitions, "vectors": vectors, "absent_ids": absent});
+    if let serde_json::Value::Object(more) = extra {
+        spec.as_object_mut().unwrap().extend(more);
+    }
     let file = env.dir.join(format!("check-{collection}.json"));
     std::fs::write(&file, spec.to_string()).unwrap();
     let o = Command::new(python())
@@ -224,4 +232,71 @@ async fn a_milvus_that_is_down_is_named() {
     let o = cmd(&env, &["load"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot reach Milvus at 127.0.0.1:1 (target.milvus2x.endpoint)"), "{}", text(&o));
+}
+
+#[tokio::test]
+async fn the_1x_indexes_are_recreated_and_collections_loaded() {
+    let (fname, bname) = (unique("hnsw"), unique("ivfbin"));
+    let seg = |rows, deleted: &[i32]| SegmentSpec { rows, deleted: deleted.to_vec(), ..Default::default() };
+    let spec = Spec {
+        seed: 8,
+        collections: vec![
+            CollectionSpec {
+                name: fname.clone(),
+                dim: 16,
+                metric: 1,
+                engine_type: 11,
+                index_params: r#"{"M":16,"efConstruction":200}"#.into(),
+                dropped: false,
+                segments: vec![SegmentSpec { indexed: true, ..seg(600, &[5, 2]) }],
+                partitions: vec![],
+            },
+            CollectionSpec {
+                name: bname.clone(),
+                dim: 64,
+                metric: 4,
+                engine_type: 10,
+                index_params: r#"{"nlist":16}"#.into(),
+                dropped: false,
+                segments: vec![seg(300, &[1])],
+                partitions: vec![],
+            },
+        ],
+    };
+    let env = setup(&spec, "").await;
+    assert!(cmd(&env, &["dump"]).status.success());
+    let o = cmd(&env, &["load"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(r#"index HNSW L2 {"M":16,"efConstruction":200}, loaded after"#), "{}", text(&o));
+    assert!(out.contains(r#"index BIN_IVF_FLAT JACCARD {"nlist":16}, loaded after"#), "{}", text(&o));
+
+    let first = |name: &str| {
+        let c = env.expected.collections.iter().find(|c| c.name == name).unwrap();
+        let s = &c.partitions[0].segments[0];
+        let width = if c.binary { c.dim as usize / 8 } else { c.dim as usize * 4 };
+        (s.ids[10], s.vectors[10 * width..11 * width].to_vec())
+    };
+    let (fid, fvec) = first(&fname);
+    let floats: Vec<f32> = fvec.chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    pymilvus_check_with(
+        &env,
+        &fname,
+        &[],
+        serde_json::json!({
+            "index": {"index_type": "HNSW", "metric_type": "L2", "params": {"M": 16, "efConstruction": 200}},
+            "search": [{"id": fid, "float": floats}],
+        }),
+    );
+    let (bid, bvec) = first(&bname);
+    let hex: String = bvec.iter().map(|b| format!("{b:02x}")).collect();
+    pymilvus_check_with(
+        &env,
+        &bname,
+        &[],
+        serde_json::json!({
+            "index": {"index_type": "BIN_IVF_FLAT", "metric_type": "JACCARD", "params": {"nlist": 16}},
+            "search": [{"id": bid, "binary_hex": hex}],
+        }),
+    );
 }

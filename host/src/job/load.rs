@@ -9,7 +9,7 @@ use crate::caps::milvus::{ImportPaths, MilvusConn};
 use crate::exit::Failure;
 use crate::progress::Progress;
 use crate::sandbox::{Caps, Sandbox};
-use crate::settings::{Settings, StoreSetting};
+use crate::settings::{IndexChoice, Settings, StoreSetting};
 
 /// Connects to Milvus and plans the load; nothing is imported yet.
 async fn prepare(s: &Settings) -> Result<(Sandbox, Caps, engine::LoadPlan), Failure> {
@@ -25,7 +25,12 @@ async fn prepare(s: &Settings) -> Result<(Sandbox, Caps, engine::LoadPlan), Fail
     println!("Milvus {} at {}, database {:?}", conn.version, m.endpoint, m.database);
     let sandbox = Sandbox::new(s.limits).map_err(Failure::Run)?;
     let caps = Caps { grants, milvus: Some(Arc::new(conn)), ..Default::default() };
-    let opts = engine::LoadOptions { collections: s.collections.clone() };
+    let index_mode = match s.index {
+        IndexChoice::Keep => engine::IndexMode::Keep,
+        IndexChoice::AutoIndex => engine::IndexMode::Autoindex,
+        IndexChoice::None => engine::IndexMode::None,
+    };
+    let opts = engine::LoadOptions { collections: s.collections.clone(), index_mode, load_after: s.load_after };
     let plan = sandbox
         .plan_load(Caps { unit: "plan".into(), ..caps.clone() }, &opts)
         .await
@@ -45,11 +50,13 @@ pub async fn run(s: &Settings, verify_after: bool) -> Result<(), Failure> {
     println!("load: {} collection(s)", plan.collections.len());
     for c in &plan.collections {
         let groups: usize = c.partitions.iter().map(|p| p.groups.len()).sum();
+        let index = c.index.as_ref().map_or("no index".to_string(), |i| format!("{} {} {}", i.index_type, i.metric, i.params));
         println!(
-            "  {:<24} {} partition(s) {groups} file group(s) {} rows{}",
+            "  {:<24} {} partition(s) {groups} file group(s) {} rows, index {index}{}{}",
             c.name,
             c.partitions.len(),
             rows(c),
+            if c.load_after { ", loaded after" } else { "" },
             if c.exists { " (collection exists)" } else { "" }
         );
     }

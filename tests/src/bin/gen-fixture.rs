@@ -20,6 +20,23 @@ enum What {
     Sample { out: PathBuf },
     /// From a JSON description (see tests/src/spec.rs).
     Spec { spec: PathBuf, out: PathBuf },
+    /// Uploads files to an S3 bucket with object_store multipart (16 MiB parts), as the dump's
+    /// remote target does: the benchmark's baseline for a remote target.
+    Upload {
+        /// http://host:port of the S3 server
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long)]
+        bucket: String,
+        #[arg(long, default_value = "minioadmin")]
+        ak: String,
+        #[arg(long, default_value = "minioadmin")]
+        sk: String,
+        /// Key prefix
+        #[arg(long)]
+        prefix: String,
+        files: Vec<PathBuf>,
+    },
     /// One large float segment for the benchmark.
     Bench {
         out: PathBuf,
@@ -33,9 +50,41 @@ enum What {
     },
 }
 
+async fn upload(endpoint: &str, bucket: &str, ak: &str, sk: &str, prefix: &str, files: &[PathBuf]) -> anyhow::Result<()> {
+    use object_store::{ObjectStore, WriteMultipart};
+    use std::io::Read;
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(endpoint)
+        .with_allow_http(true)
+        .with_virtual_hosted_style_request(false)
+        .with_region("us-east-1")
+        .with_bucket_name(bucket)
+        .with_access_key_id(ak)
+        .with_secret_access_key(sk)
+        .build()?;
+    for f in files {
+        let name = f.file_name().unwrap().to_string_lossy();
+        let path = object_store::path::Path::from(format!("{prefix}/{name}"));
+        let mut w = WriteMultipart::new_with_chunk_size(store.put_multipart(&path).await?, 8 << 20);
+        let mut file = std::fs::File::open(f)?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            w.wait_for_capacity(2).await?;
+            w.write(&buf[..n]);
+        }
+        w.finish().await?;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let (spec, out) = match Args::parse().what {
+        What::Upload { endpoint, bucket, ak, sk, prefix, files } => return upload(&endpoint, &bucket, &ak, &sk, &prefix, &files).await,
         What::Sample { out } => (sample(), out),
         What::Spec { spec, out } => (serde_json::from_slice(&std::fs::read(&spec)?)?, out),
         What::Bench { out, gib, dim, deleted_pct } => {
