@@ -12,7 +12,7 @@ use crate::meta::{self, rows, Installation, VectorKind};
 use crate::plan::{self, CollectionPlan, DumpOptions, DumpPlan, PartitionPlan, SegmentUnit};
 use crate::index::{IndexMode, IndexSpec};
 use crate::load::{CollectionLoad, FileGroup, LoadOptions, PartitionLoad};
-use crate::{dump, load, manifest, verify};
+use crate::{dump, load, manifest, preflight, verify};
 
 struct Component;
 export!(Component);
@@ -61,14 +61,26 @@ impl wit::Guest for Component {
     }
 
     fn plan_load(options: wit::LoadOptions) -> Result<wit::LoadPlan, types::Error> {
-        let index_mode = match options.index_mode {
-            wit::IndexMode::Keep => IndexMode::Keep,
-            wit::IndexMode::Autoindex => IndexMode::AutoIndex,
-            wit::IndexMode::None => IndexMode::None,
+        let plan = load::plan_load(&Imports, &Imports, &options.into())?;
+        Ok(plan.into())
+    }
+
+    fn plan_migration(
+        meta: wit::MetaSource,
+        dump_options: wit::DumpOptions,
+        load_options: wit::LoadOptions,
+    ) -> Result<wit::MigrationPlan, types::Error> {
+        let inst = match meta {
+            wit::MetaSource::Database => read_database()?,
+            wit::MetaSource::Json(text) => meta::json::from_json(&text, "meta.json")?,
         };
-        let opts = LoadOptions { collections: options.collections, index_mode, load_after: options.load_after };
-        let plan = load::plan_load(&Imports, &Imports, &opts)?;
-        Ok(wit::LoadPlan { collections: plan.collections.into_iter().map(Into::into).collect(), warnings: plan.warnings })
+        let p = preflight::plan_migration(&Imports, &Imports, inst, &dump_options.into(), &load_options.into())?;
+        Ok(wit::MigrationPlan {
+            dump: p.dump.into(),
+            load: p.load.into(),
+            checks: p.checks.into_iter().map(|c| wit::Check { ok: c.ok, what: c.what, detail: c.detail }).collect(),
+            json: p.json,
+        })
     }
 
     fn load_collection(collection: wit::CollectionLoad) -> Result<wit::LoadReport, types::Error> {
@@ -471,5 +483,22 @@ impl From<wit::CollectionLoad> for CollectionLoad {
                 })
                 .collect(),
         }
+    }
+}
+
+impl From<wit::LoadOptions> for LoadOptions {
+    fn from(o: wit::LoadOptions) -> Self {
+        let index_mode = match o.index_mode {
+            wit::IndexMode::Keep => IndexMode::Keep,
+            wit::IndexMode::Autoindex => IndexMode::AutoIndex,
+            wit::IndexMode::None => IndexMode::None,
+        };
+        LoadOptions { collections: o.collections, index_mode, load_after: o.load_after }
+    }
+}
+
+impl From<load::LoadPlan> for wit::LoadPlan {
+    fn from(p: load::LoadPlan) -> Self {
+        wit::LoadPlan { collections: p.collections.into_iter().map(Into::into).collect(), warnings: p.warnings }
     }
 }

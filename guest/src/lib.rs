@@ -16,6 +16,7 @@ pub mod names;
 pub mod npy;
 pub mod paths;
 pub mod plan;
+pub mod preflight;
 pub mod segment;
 pub mod verify;
 

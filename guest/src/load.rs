@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::index::{map_index, IndexMode, IndexSpec, Version};
 use crate::io::{FieldType, IndexInfo, Level, Milvus, NewCollection, Report, Store};
 use crate::journal::{self, Entry, State};
-use crate::manifest::{read_manifest, CollectionEntry};
+use crate::manifest::{read_manifest, CollectionEntry, Manifest};
 use crate::meta::VectorKind;
 use crate::names::{self, DEFAULT_PARTITION};
 
@@ -109,6 +109,23 @@ fn schema_problems(info: &crate::io::CollectionInfo, c: &CollectionLoad) -> Vec<
 
 pub fn plan_load(store: &impl Store, milvus: &impl Milvus, opts: &LoadOptions) -> Result<LoadPlan> {
     let manifest = read_manifest(store)?;
+    let version = Version::parse(&milvus.server_version()?);
+    let (plan, problems) = map_collections(&manifest, Some(milvus), version, opts)?;
+    if !problems.is_empty() {
+        return Err(Error::Unsupported(format!("{}. Nothing was imported.", problems.join(". "))));
+    }
+    Ok(plan)
+}
+
+/// The 2.x side of every collection of a manifest (a dump's, or one planned from the meta):
+/// names, partitions, index, and, when the target is known, whether it exists and matches.
+/// Returns the plan and what blocks it.
+pub fn map_collections<M: Milvus>(
+    manifest: &Manifest,
+    milvus: Option<&M>,
+    version: Version,
+    opts: &LoadOptions,
+) -> Result<(LoadPlan, Vec<String>)> {
     let unknown: Vec<&String> =
         opts.collections.iter().filter(|n| !manifest.collections.iter().any(|c| &&c.name == n)).collect();
     if !unknown.is_empty() {
@@ -121,7 +138,6 @@ pub fn plan_load(store: &impl Store, milvus: &impl Milvus, opts: &LoadOptions) -
     }
     let mut plan = LoadPlan { collections: vec![], warnings: vec![] };
     let mut problems = Vec::new();
-    let version = Version::parse(&milvus.server_version()?);
     for c in manifest.collections.iter().filter(|c| opts.collections.is_empty() || opts.collections.contains(&c.name)) {
         if !names::is_valid(&c.name) {
             problems.push(format!("collection {:?}: not a valid 2.x collection name", c.name));
@@ -157,7 +173,7 @@ pub fn plan_load(store: &impl Store, milvus: &impl Milvus, opts: &LoadOptions) -
             load_after: opts.load_after,
             partitions,
         };
-        if let Some(info) = milvus.describe_collection(&c.name)? {
+        if let Some(info) = milvus.map(|m| m.describe_collection(&c.name)).transpose()?.flatten() {
             let p = schema_problems(&info, &load);
             if p.is_empty() {
                 load.exists = true;
@@ -167,10 +183,7 @@ pub fn plan_load(store: &impl Store, milvus: &impl Milvus, opts: &LoadOptions) -
         }
         plan.collections.push(load);
     }
-    if !problems.is_empty() {
-        return Err(Error::Unsupported(format!("{}. Nothing was imported.", problems.join(". "))));
-    }
-    Ok(plan)
+    Ok((plan, problems))
 }
 
 fn description(c: &CollectionLoad) -> String {

@@ -98,6 +98,15 @@ pub enum Command {
     /// dump, load and verify in one command (export too: meta.json is written next to the dump).
     #[command(after_help = format!("{CONFIG_KEYS}\n\n{EXIT_CODES}"))]
     Migrate(CommonArgs),
+    /// Show what a migration would do, and check that it can: writes nothing.
+    ///
+    /// Prints the inventory (collections, partitions, segments, rows, bytes), the 2.x mapping
+    /// (schema, partition names, index and metric), every warning, and preflight checks: the
+    /// source files present with the sizes the meta records, the stores reachable, the target
+    /// Milvus reachable and its version, existing collections matching. Exit 0 only when
+    /// nothing blocks the migration.
+    #[command(after_help = format!("{CONFIG_KEYS}\n\n{EXIT_CODES}"))]
+    Plan(PlanArgs),
     /// Print the version.
     Version,
 }
@@ -123,6 +132,15 @@ pub struct LoadArgs {
     /// Skip the verification after the import.
     #[arg(long)]
     pub no_verify: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Print the plan as one JSON document.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]

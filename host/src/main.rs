@@ -68,6 +68,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let s = settings(c.config.as_deref(), c.collections, Needs { meta: false, milvus: true }, cli.verbose)?;
             job::load::verify(&s).await
         }
+        Command::Plan(args) => {
+            let c = args.common;
+            let s = settings(c.config.as_deref(), c.collections, Needs { meta: true, milvus: false }, cli.verbose)?;
+            job::plan::run(&s, args.json).await
+        }
         Command::Migrate(c) => {
             let s = settings(c.config.as_deref(), c.collections, Needs { meta: true, milvus: true }, cli.verbose)?;
             // The export step: a meta.json of the source, kept next to the dump.

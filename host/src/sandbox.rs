@@ -236,4 +236,16 @@ impl Sandbox {
         let r = inst.milvus_migration_engine().call_verify_collection(&mut store, c).await;
         self.outcome(r, &err)
     }
+
+    pub async fn plan_migration(
+        &self,
+        caps: Caps,
+        meta: &engine::MetaSource,
+        dopts: &engine::DumpOptions,
+        lopts: &engine::LoadOptions,
+    ) -> Result<engine::MigrationPlan, UnitError> {
+        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = inst.milvus_migration_engine().call_plan_migration(&mut store, meta, dopts, lopts).await;
+        self.outcome(r, &err)
+    }
 }

@@ -516,7 +516,9 @@ impl Settings {
             }
         };
         let meta = needs.meta.then_some(meta);
-        let milvus = if needs.milvus {
+        // Parsed when needed, or when configured (plan checks it if it is there).
+        let configured = f.target.milvus2x.as_ref().and_then(|m| m.endpoint.as_ref()).is_some_and(|e| !e.trim().is_empty());
+        let milvus = if needs.milvus || configured {
             let m = f.target.milvus2x.unwrap_or_default();
             let endpoint = m.endpoint.filter(|e| !e.trim().is_empty()).unwrap_or_else(|| {
                 problems.push("target.milvus2x.endpoint is required (host:port of the Milvus 2.x server)".into());

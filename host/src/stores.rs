@@ -122,6 +122,18 @@ async fn create_s3_bucket(r: &RemoteStore) -> anyhow::Result<()> {
     bail!("creating bucket {:?} ({}.checkBucket) failed: HTTP {status}: {}", r.bucket, r.section, body.chars().take(300).collect::<String>())
 }
 
+/// What `plan` says about a bucket, without creating anything.
+pub async fn probe_remote(r: &RemoteStore) -> Result<String, String> {
+    let store = bucket_store(r).map_err(|e| format!("{e:#}"))?;
+    match probe(store.as_ref()).await {
+        Ok(()) => Ok(format!("{} reachable", r.display())),
+        Err(Probe::Missing) if r.check_bucket && r.cloud == Cloud::Aws => Ok(format!("bucket {:?} missing; it will be created (checkBucket)", r.bucket)),
+        Err(Probe::Missing) => Err(format!("bucket {:?} ({}.bucket) does not exist", r.bucket, r.section)),
+        Err(Probe::Denied(e)) => Err(format!("{}: access denied, check {}.ak / .sk: {e}", r.display(), r.section)),
+        Err(Probe::Unreachable(e)) => Err(format!("{}: cannot reach the store: {e}", r.display())),
+    }
+}
+
 /// Checks the bucket exists (creating it when `checkBucket`), then roots a store at the prefix.
 pub async fn remote_grant(r: &RemoteStore) -> anyhow::Result<Grant> {
     let store = bucket_store(r)?;

@@ -3,6 +3,7 @@
 pub mod dump;
 pub mod export;
 pub mod load;
+pub mod plan;
 
 use std::path::Path;
 
