@@ -340,7 +340,13 @@ impl From<VectorKind> for wit::VectorKind {
 
 impl From<wit::DumpOptions> for DumpOptions {
     fn from(o: wit::DumpOptions) -> Self {
-        DumpOptions { collections: o.collections, id_field: o.id_field, vector_field: o.vector_field, read_chunk: o.read_chunk }
+        DumpOptions {
+            collections: o.collections,
+            id_field: o.id_field,
+            vector_field: o.vector_field,
+            read_chunk: o.read_chunk,
+            max_group_bytes: o.max_group_bytes,
+        }
     }
 }
 

@@ -139,8 +139,8 @@ pub fn open_segment<S: Store>(
     Ok(SegmentSource { uid, rv, deleted, rows, row_bytes })
 }
 
-pub fn dump_segment(
-    store: &impl Store,
+pub fn dump_segment<S: Store>(
+    store: &S,
     report: &impl Report,
     unit: &SegmentUnit,
     opts: &DumpOptions,
@@ -176,14 +176,21 @@ pub fn dump_segment(
         return Ok(result);
     }
 
-    let (vec_dtype, vec_shape) = match unit.vector {
-        VectorKind::Float => (Dtype::F4, [live, unit.dim as u64]),
-        VectorKind::Binary => (Dtype::U1, [live, row_bytes]),
+    let groups = FileGroups::new(live, row_bytes, opts.max_group_bytes, &unit.output_dir);
+    let open = |k: u64| -> Result<(S::W, S::W)> {
+        let (dir, n) = (groups.dir(k), groups.rows(k));
+        let vec_out = store.create(Role::Target, &paths::npy_file(&dir, &opts.vector_field))?;
+        let id_out = store.create(Role::Target, &paths::npy_file(&dir, &opts.id_field))?;
+        let header = match unit.vector {
+            VectorKind::Float => npy::header(Dtype::F4, &[n, unit.dim as u64]),
+            VectorKind::Binary => npy::header(Dtype::U1, &[n, row_bytes]),
+        };
+        vec_out.write(&header)?;
+        id_out.write(&npy::header(Dtype::I8, &[n]))?;
+        Ok((vec_out, id_out))
     };
-    let vec_out = store.create(Role::Target, &paths::npy_file(&unit.output_dir, &opts.vector_field))?;
-    let id_out = store.create(Role::Target, &paths::npy_file(&unit.output_dir, &opts.id_field))?;
-    vec_out.write(&npy::header(vec_dtype, &vec_shape))?;
-    id_out.write(&npy::header(Dtype::I8, &[live]))?;
+    let (mut part, mut in_part) = (0u64, 0u64);
+    let mut out = open(0)?;
 
     let chunk_rows = (opts.read_chunk as u64 / row_bytes).max(1);
     let mut row = 0u64;
@@ -199,17 +206,60 @@ pub fn dump_segment(
         } else {
             n
         };
-        vec_out.write(&vecs[..(kept * row_bytes) as usize])?;
-        id_out.write(&ids[..(kept * ID_BYTES) as usize])?;
+        let mut off = 0u64;
+        while off < kept {
+            let take = (kept - off).min(groups.rows(part) - in_part);
+            out.0.write(&vecs[(off * row_bytes) as usize..((off + take) * row_bytes) as usize])?;
+            out.1.write(&ids[(off * ID_BYTES) as usize..((off + take) * ID_BYTES) as usize])?;
+            (off, in_part) = (off + take, in_part + take);
+            if in_part == groups.rows(part) && part + 1 < groups.count {
+                // Vectors first, ids last: a reader that finds id.npy knows its sibling is complete.
+                let (v, i) = std::mem::replace(&mut out, open(part + 1)?);
+                result.files.push(v.finish()?);
+                result.files.push(i.finish()?);
+                (part, in_part) = (part + 1, 0);
+            }
+        }
         written += kept;
         report.progress(kept, n * (row_bytes + ID_BYTES));
         row += n;
     }
     debug_assert_eq!(written, live);
-    // Vectors first, ids last: a reader that finds id.npy knows its sibling is complete.
-    result.files.push(vec_out.finish()?);
-    result.files.push(id_out.finish()?);
+    result.files.push(out.0.finish()?);
+    result.files.push(out.1.finish()?);
     Ok(result)
+}
+
+/// How a segment's live rows are cut into file groups (one import each) so that no group
+/// exceeds the target's limits. One group keeps the plain layout `<dir>/<field>.npy`; several
+/// go to `<dir>/part-0000/`, `<dir>/part-0001/`, ...
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileGroups<'a> {
+    pub live: u64,
+    pub per_group: u64,
+    pub count: u64,
+    dir: &'a str,
+}
+
+impl<'a> FileGroups<'a> {
+    /// `max_group_bytes` bounds the npy payload of one group (0: no bound).
+    pub fn new(live: u64, row_bytes: u64, max_group_bytes: u64, dir: &'a str) -> Self {
+        let per_group = if max_group_bytes == 0 { u64::MAX } else { (max_group_bytes / (row_bytes + ID_BYTES)).max(1) };
+        FileGroups { live, per_group, count: live.div_ceil(per_group).max(1), dir }
+    }
+
+    pub fn rows(&self, k: u64) -> u64 {
+        let start = k.saturating_mul(self.per_group).min(self.live);
+        (self.live - start).min(self.per_group)
+    }
+
+    pub fn dir(&self, k: u64) -> String {
+        if self.count == 1 {
+            self.dir.to_string()
+        } else {
+            format!("{}/part-{k:04}", self.dir)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -270,6 +320,29 @@ mod tests {
         assert_eq!(report.rows.get(), 6);
         let header = store.get(Role::Target, "c/_default/s/data.npy").unwrap();
         assert!(std::str::from_utf8(&header[10..70]).unwrap().contains("'shape': (6, 2), }"));
+    }
+
+    #[test]
+    fn large_segments_are_split_into_groups() {
+        let store = MemStore::default();
+        segment(&store, 10, &[7, 2]);
+        // 16 bytes per row (8 vector + 8 id): 48 bytes -> 3 rows per group -> 3 + 3 + 2.
+        let opts = DumpOptions { read_chunk: 16, max_group_bytes: 48, ..Default::default() };
+        let r = dump_segment(&store, &MemReport::default(), &unit(8), &opts).unwrap();
+        let dirs: Vec<_> = r.files.iter().map(|f| f.path.rsplit_once('/').unwrap().0.to_string()).collect();
+        assert_eq!(dirs, ["c/_default/s/part-0000", "c/_default/s/part-0000", "c/_default/s/part-0001", "c/_default/s/part-0001", "c/_default/s/part-0002", "c/_default/s/part-0002"]);
+        let ids: Vec<i64> = (0..3)
+            .flat_map(|k| body(&store, &format!("c/_default/s/part-{k:04}/id.npy")))
+            .collect::<Vec<u8>>()
+            .chunks(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(ids, [1000, 1001, 1003, 1004, 1005, 1006, 1008, 1009]);
+        let last = store.get(Role::Target, "c/_default/s/part-0002/data.npy").unwrap();
+        assert!(std::str::from_utf8(&last[10..70]).unwrap().contains("'shape': (2, 2), }"));
+        let g = FileGroups::new(8, 8, 48, "d");
+        assert_eq!((g.count, g.rows(0), g.rows(2)), (3, 3, 2));
+        assert_eq!(FileGroups::new(8, 8, 0, "d").dir(0), "d");
     }
 
     #[test]

@@ -150,12 +150,17 @@ pub fn map_collections<M: Milvus>(
             if !p.tag.is_empty() && p.tag != name {
                 plan.warnings.push(format!("collection {:?}: partition tag {:?} becomes 2.x partition {name:?}", c.name, p.tag));
             }
-            let groups = p
-                .segments
-                .iter()
-                .filter(|s| !s.files.is_empty())
-                .map(|s| FileGroup { segment_id: s.segment.clone(), files: s.files.iter().map(|f| f.path.clone()).collect(), rows: s.rows })
-                .collect();
+            let mut groups = Vec::new();
+            for s in p.segments.iter().filter(|s| !s.files.is_empty()) {
+                if s.groups.is_empty() {
+                    let files = s.files.iter().map(|f| f.path.clone()).collect();
+                    groups.push(FileGroup { segment_id: s.segment.clone(), files, rows: s.rows });
+                }
+                for g in &s.groups {
+                    let files = s.files.iter().filter(|f| f.path.rsplit_once('/').map(|x| x.0) == Some(g.dir.as_str())).map(|f| f.path.clone()).collect();
+                    groups.push(FileGroup { segment_id: s.segment.clone(), files, rows: g.rows });
+                }
+            }
             partitions.push(PartitionLoad { tag: p.tag.clone(), name, table_id: p.table_id.clone(), rows: p.rows, groups });
         }
         let vector = vector_kind(c)?;

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::dump::SegmentReport;
+use crate::dump::{FileGroups, SegmentReport};
 use crate::error::{Error, Result};
 use crate::io::{read_exact, Reader, Role, Store, Writer, Written};
 use crate::paths;
@@ -55,6 +55,15 @@ pub struct SegmentEntry {
     pub deleted: u64,
     pub rows: u64,
     pub files: Vec<FileEntry>,
+    /// The file groups (one import each): one, or several when the segment was split.
+    #[serde(default)]
+    pub groups: Vec<GroupEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupEntry {
+    pub dir: String,
+    pub rows: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,6 +91,12 @@ pub fn build(plan: &DumpPlan, opts: &DumpOptions, reports: &[SegmentReport]) -> 
                 .zip(reports)
                 .filter(|(u, _)| u.collection == c.name && u.table_id == p.table_id)
                 .map(|(u, r)| SegmentEntry {
+                    groups: if r.files.is_empty() {
+                        vec![]
+                    } else {
+                        let g = FileGroups::new(r.rows_out, u.vector.row_bytes(u.dim).unwrap_or(1), opts.max_group_bytes, &u.output_dir);
+                        (0..g.count).map(|k| GroupEntry { dir: g.dir(k), rows: g.rows(k) }).collect()
+                    },
                     segment: u.segment_id.clone(),
                     dir: u.output_dir.clone(),
                     rows_in: r.rows_in,

@@ -11,11 +11,13 @@ pub struct DumpOptions {
     pub id_field: String,
     pub vector_field: String,
     pub read_chunk: u32,
+    /// Largest npy payload of one file group (one import); 0 for no limit.
+    pub max_group_bytes: u64,
 }
 
 impl Default for DumpOptions {
     fn default() -> Self {
-        DumpOptions { collections: vec![], id_field: "id".into(), vector_field: "data".into(), read_chunk: 1 << 20 }
+        DumpOptions { collections: vec![], id_field: "id".into(), vector_field: "data".into(), read_chunk: 1 << 20, max_group_bytes: 0 }
     }
 }
 

@@ -44,6 +44,8 @@ Keys of our own (section `migration`):
   migration.index                               keep (default: the 1.x index type, parameters and metric,
                                                 or the closest 2.x has, with a warning) | autoindex | none
   migration.load                                load collections into memory after import (default true)
+  migration.maxGroupMiB                         largest npy payload per import (default 4096); larger
+                                                segments are split into part-NNNN groups
 A local target (target.mode local) is imported by absolute path, so Milvus must use local
 storage on this machine (common.storageType: local).
 Unknown keys are errors, reported with their line.";

@@ -202,6 +202,8 @@ struct Ours {
     milvus: OursMilvus,
     index: Option<String>,
     load: Option<bool>,
+    #[serde(rename = "maxGroupMiB")]
+    max_group_mib: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -399,6 +401,8 @@ pub struct Settings {
     /// Present when the command needs it (load, verify, migrate).
     pub milvus: Option<MilvusSettings>,
     pub index: IndexChoice,
+    /// Largest npy payload of one import (`migration.maxGroupMiB`).
+    pub max_group_bytes: u64,
     /// Load collections into memory after the import.
     pub load_after: bool,
     pub source: StoreSetting,
@@ -409,6 +413,10 @@ pub struct Settings {
     pub limits: Limits,
     pub log_level: Option<String>,
 }
+
+/// 4 GiB per import: well under the 16 GiB file (2.2/2.3) and group (2.4+) limits, and small
+/// enough for 2.2/2.3's 900 s import timeout (measured ~1 GB per 10 s on 2.3.5 here).
+pub const DEFAULT_MAX_GROUP_MIB: u64 = 4096;
 
 pub const DEFAULT_LIMITS: Limits = Limits { memory_bytes: 256 << 20, fuel: 200_000_000_000 };
 
@@ -571,6 +579,7 @@ impl Settings {
             milvus,
             index,
             load_after: f.migration.load.unwrap_or(true),
+            max_group_bytes: f.migration.max_group_mib.unwrap_or(DEFAULT_MAX_GROUP_MIB) << 20,
             read_chunk,
             meta,
             source,

@@ -300,3 +300,38 @@ async fn the_1x_indexes_are_recreated_and_collections_loaded() {
         }),
     );
 }
+
+#[tokio::test]
+async fn a_segment_larger_than_the_group_limit_is_split_and_counts_match() {
+    let name = unique("split");
+    let spec = Spec {
+        seed: 3,
+        collections: vec![CollectionSpec {
+            name: name.clone(),
+            dim: 64,
+            metric: 1,
+            engine_type: 1,
+            index_params: "{}".into(),
+            dropped: false,
+            // 264 bytes a row: 10,000 rows are 2.5 MiB; 1 MiB groups -> 3 imports.
+            segments: vec![SegmentSpec { rows: 10_000, deleted: vec![9_999, 0, 4_000, 4_000], ..Default::default() }],
+            partitions: vec![],
+        }],
+    };
+    let env = setup(&spec, "").await;
+    let mut yaml = std::fs::read_to_string(&env.config).unwrap();
+    yaml.push_str("migration:\n  maxGroupMiB: 1\n");
+    std::fs::write(&env.config, yaml).unwrap();
+    let o = cmd(&env, &["dump"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(env.dir.join("out/manifest.json")).unwrap()).unwrap();
+    let groups = manifest["collections"][0]["partitions"][0]["segments"][0]["groups"].as_array().unwrap().clone();
+    assert_eq!(groups.len(), 3, "{groups:?}");
+    assert_eq!(groups.iter().map(|g| g["rows"].as_u64().unwrap()).sum::<u64>(), 9_997);
+    let o = cmd(&env, &["load"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("1 partition(s) 3 file group(s) 9997 rows"), "{}", text(&o));
+    assert!(out.contains("verified: every collection and partition matches the source"), "{}", text(&o));
+    pymilvus_check(&env, &name, &[]);
+}

@@ -80,6 +80,7 @@ pub async fn run(s: &Settings) -> Result<(), Failure> {
         id_field: s.id_field.clone(),
         vector_field: s.vector_field.clone(),
         read_chunk: s.read_chunk,
+        max_group_bytes: s.max_group_bytes,
     };
     let warnings = Arc::new(std::sync::Mutex::new(Vec::new()));
     let base = Caps { grants: grants.clone(), warnings: warnings.clone(), ..Default::default() };

@@ -56,6 +56,7 @@ pub async fn run(s: &Settings, json: bool) -> Result<(), Failure> {
         id_field: s.id_field.clone(),
         vector_field: s.vector_field.clone(),
         read_chunk: s.read_chunk,
+        max_group_bytes: s.max_group_bytes,
     };
     let index_mode = match s.index {
         IndexChoice::Keep => engine::IndexMode::Keep,
