@@ -142,6 +142,8 @@ impl io::Milvus for Imports {
             vector_field: c.vector_field.clone(),
             binary: c.binary,
             dim: c.dim,
+            shards: c.shards,
+            consistency: c.consistency.clone(),
         })?)
     }
     fn create_partition(&self, collection: &str, partition: &str) -> Result<(), Error> {
@@ -438,6 +440,10 @@ impl From<CollectionLoad> for wit::CollectionLoad {
     fn from(c: CollectionLoad) -> Self {
         wit::CollectionLoad {
             name: c.name,
+            source_name: c.source_name,
+            shards: c.shards,
+            consistency: c.consistency,
+            description: c.description,
             vector: c.vector.into(),
             dim: c.dim,
             metric: c.metric,
@@ -469,6 +475,10 @@ impl From<wit::CollectionLoad> for CollectionLoad {
     fn from(c: wit::CollectionLoad) -> Self {
         CollectionLoad {
             name: c.name,
+            source_name: c.source_name,
+            shards: c.shards,
+            consistency: c.consistency,
+            description: c.description,
             vector: c.vector.into(),
             dim: c.dim,
             metric: c.metric,
@@ -499,7 +509,20 @@ impl From<wit::LoadOptions> for LoadOptions {
             wit::IndexMode::Autoindex => IndexMode::AutoIndex,
             wit::IndexMode::None => IndexMode::None,
         };
-        LoadOptions { collections: o.collections, index_mode, load_after: o.load_after }
+        LoadOptions {
+            collections: o.collections,
+            index_mode,
+            load_after: o.load_after,
+            renames: o.renames,
+            shards: o.shards,
+            consistency: o.consistency,
+            description: o.description,
+            on_exists: match o.on_exists {
+                wit::OnExists::Fail => load::OnExists::Fail,
+                wit::OnExists::Append => load::OnExists::Append,
+                wit::OnExists::Skip => load::OnExists::Skip,
+            },
+        }
     }
 }
 

@@ -81,6 +81,8 @@ pub struct NewCollection {
     pub vector_field: String,
     pub binary: bool,
     pub dim: u32,
+    pub shards: u32,
+    pub consistency: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

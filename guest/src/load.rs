@@ -9,11 +9,40 @@ use crate::manifest::{read_manifest, CollectionEntry, Manifest};
 use crate::meta::VectorKind;
 use crate::names::{self, DEFAULT_PARTITION};
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnExists {
+    Fail,
+    Append,
+    Skip,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadOptions {
     pub collections: Vec<String>,
     pub index_mode: IndexMode,
     pub load_after: bool,
+    /// 1.x name -> 2.x name.
+    pub renames: Vec<(String, String)>,
+    pub shards: u32,
+    pub consistency: String,
+    /// Empty: one naming the 1.x source.
+    pub description: String,
+    pub on_exists: OnExists,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            collections: vec![],
+            index_mode: IndexMode::Keep,
+            load_after: true,
+            renames: vec![],
+            shards: 0,
+            consistency: "Bounded".into(),
+            description: String::new(),
+            on_exists: OnExists::Append,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -34,7 +63,13 @@ pub struct PartitionLoad {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CollectionLoad {
+    /// The 2.x name.
     pub name: String,
+    /// The 1.x name.
+    pub source_name: String,
+    pub shards: u32,
+    pub consistency: String,
+    pub description: String,
     pub vector: VectorKind,
     pub dim: u32,
     pub metric: u32,
@@ -138,9 +173,20 @@ pub fn map_collections<M: Milvus>(
     }
     let mut plan = LoadPlan { collections: vec![], warnings: vec![] };
     let mut problems = Vec::new();
+    for (from, _) in &opts.renames {
+        if !manifest.collections.iter().any(|c| &c.name == from) {
+            problems.push(format!("rename of {from:?}: no such collection in the dump"));
+        }
+    }
+    let mut taken = std::collections::BTreeMap::new();
     for c in manifest.collections.iter().filter(|c| opts.collections.is_empty() || opts.collections.contains(&c.name)) {
-        if !names::is_valid(&c.name) {
-            problems.push(format!("collection {:?}: not a valid 2.x collection name", c.name));
+        let target = opts.renames.iter().find(|(from, _)| from == &c.name).map_or(c.name.clone(), |(_, to)| to.clone());
+        if !names::is_valid(&target) {
+            problems.push(format!("collection {:?}: {target:?} is not a valid 2.x collection name (rename it with migration.rename)", c.name));
+            continue;
+        }
+        if let Some(other) = taken.insert(target.clone(), c.name.clone()) {
+            problems.push(format!("collections {other:?} and {:?} would both become {target:?}", c.name));
             continue;
         }
         let tags: Vec<&str> = c.partitions.iter().map(|p| p.tag.as_str()).collect();
@@ -167,7 +213,11 @@ pub fn map_collections<M: Milvus>(
         let (index, index_warnings) = map_index(c.engine_type, &c.index_params, c.metric, vector, opts.index_mode, version)?;
         plan.warnings.extend(index_warnings.into_iter().map(|w| format!("collection {:?}: {w}", c.name)));
         let mut load = CollectionLoad {
-            name: c.name.clone(),
+            name: target.clone(),
+            source_name: c.name.clone(),
+            shards: opts.shards,
+            consistency: opts.consistency.clone(),
+            description: opts.description.clone(),
             vector,
             dim: c.dim,
             metric: c.metric,
@@ -178,12 +228,23 @@ pub fn map_collections<M: Milvus>(
             load_after: opts.load_after,
             partitions,
         };
-        if let Some(info) = milvus.map(|m| m.describe_collection(&c.name)).transpose()?.flatten() {
+        if let Some(info) = milvus.map(|m| m.describe_collection(&target)).transpose()?.flatten() {
+            match opts.on_exists {
+                OnExists::Fail => {
+                    problems.push(format!("collection {target:?} already exists (migration.onExists: fail)"));
+                    continue;
+                }
+                OnExists::Skip => {
+                    plan.warnings.push(format!("collection {target:?} already exists; skipped (migration.onExists: skip)"));
+                    continue;
+                }
+                OnExists::Append => {}
+            }
             let p = schema_problems(&info, &load);
             if p.is_empty() {
                 load.exists = true;
             } else {
-                problems.push(format!("existing collection {:?} does not match: {}", c.name, p.join("; ")));
+                problems.push(format!("existing collection {target:?} does not match: {}", p.join("; ")));
             }
         }
         plan.collections.push(load);
@@ -192,9 +253,12 @@ pub fn map_collections<M: Milvus>(
 }
 
 fn description(c: &CollectionLoad) -> String {
+    if !c.description.is_empty() {
+        return c.description.clone();
+    }
     format!(
         "Migrated from Milvus 1.x collection {:?} ({} vectors, dim {}, 1.x metric_type {}) by milvus-migration",
-        c.name,
+        c.source_name,
         c.vector.name(),
         c.dim,
         c.metric
@@ -213,6 +277,8 @@ pub fn load_collection(store: &impl Store, milvus: &impl Milvus, report: &impl R
                 vector_field: c.vector_field.clone(),
                 binary: c.vector == VectorKind::Binary,
                 dim: c.dim,
+                shards: c.shards,
+                consistency: c.consistency.clone(),
             })?;
             report.log(Level::Info, &format!("created collection {:?}", c.name));
             vec![DEFAULT_PARTITION.to_string()]

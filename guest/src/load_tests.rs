@@ -8,7 +8,6 @@ use crate::dump::dump_segment;
 use crate::error::{Error, Result};
 use crate::io::memory::{MemReport, MemStore};
 use crate::io::*;
-use crate::index::IndexMode;
 use crate::load::{load_collection, plan_load, LoadOptions};
 use crate::manifest::write_manifest;
 use crate::meta::VectorKind;
@@ -16,7 +15,7 @@ use crate::plan::{CollectionPlan, DumpOptions, DumpPlan, PartitionPlan, SegmentU
 use crate::verify::verify_collection;
 
 fn opts() -> LoadOptions {
-    LoadOptions { collections: vec![], index_mode: IndexMode::Keep, load_after: true }
+    LoadOptions::default()
 }
 
 #[derive(Default)]
@@ -235,12 +234,37 @@ fn a_mismatched_existing_collection_stops_the_plan() {
             vector_field: "data".into(),
             binary: false,
             dim: 3,
+            shards: 0,
+            consistency: "Bounded".into(),
         })
         .unwrap();
     let err = plan_load(&store, &milvus, &opts()).unwrap_err().to_string();
     assert!(err.contains("existing collection \"c\" does not match: field \"data\" has dim 3, the 1.x collection has dim 2"), "{err}");
     assert!(err.contains("Nothing was imported"), "{err}");
     assert_eq!(milvus.imports.get(), 0);
+}
+
+#[test]
+fn rename_and_on_exists() {
+    let store = dumped();
+    let milvus = FakeMilvus { store: store.clone(), ..Default::default() };
+    let mut o = opts();
+    o.renames = vec![("c".into(), "c2".into())];
+    let plan = plan_load(&store, &milvus, &o).unwrap();
+    assert_eq!((plan.collections[0].name.as_str(), plan.collections[0].source_name.as_str()), ("c2", "c"));
+    load_collection(&store, &milvus, &MemReport::default(), &plan.collections[0]).unwrap();
+    assert_eq!(milvus.count_rows("c2", None).unwrap(), 7);
+
+    o.on_exists = crate::load::OnExists::Fail;
+    let err = plan_load(&store, &milvus, &o).unwrap_err().to_string();
+    assert!(err.contains("collection \"c2\" already exists (migration.onExists: fail)"), "{err}");
+    o.on_exists = crate::load::OnExists::Skip;
+    let plan = plan_load(&store, &milvus, &o).unwrap();
+    assert!(plan.collections.is_empty() && plan.warnings.iter().any(|w| w.contains("skipped")));
+
+    o.renames = vec![("nope".into(), "x".into()), ("c".into(), "1bad".into())];
+    let err = plan_load(&store, &milvus, &o).unwrap_err().to_string();
+    assert!(err.contains("rename of \"nope\": no such collection") && err.contains("\"1bad\" is not a valid"), "{err}");
 }
 
 #[test]

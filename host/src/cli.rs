@@ -46,6 +46,12 @@ Keys of our own (section `migration`):
   migration.load                                load collections into memory after import (default true)
   migration.maxGroupMiB                         largest npy payload per import (default 4096); larger
                                                 segments are split into part-NNNN groups
+  migration.collections                         only these collections (like --col, which wins)
+  migration.rename                              map of 1.x name -> 2.x name
+  migration.shards                              shards of created collections (default: server's)
+  migration.consistencyLevel                    Strong | Session | Bounded (default) | Eventually
+  migration.description                         description of created collections
+  migration.onExists                            fail | append (default) | skip, for existing collections
 A local target (target.mode local) is imported by absolute path, so Milvus must use local
 storage on this machine (common.storageType: local).
 Unknown keys are errors, reported with their line.";

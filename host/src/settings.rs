@@ -204,6 +204,12 @@ struct Ours {
     load: Option<bool>,
     #[serde(rename = "maxGroupMiB")]
     max_group_mib: Option<u64>,
+    collections: Option<Vec<String>>,
+    rename: Option<std::collections::BTreeMap<String, String>>,
+    shards: Option<u32>,
+    consistency_level: Option<String>,
+    description: Option<String>,
+    on_exists: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -384,6 +390,24 @@ pub enum IndexChoice {
     None,
 }
 
+/// `migration.onExists`: what to do with a target collection that already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnExists {
+    Fail,
+    Append,
+    Skip,
+}
+
+/// How created collections look (`migration.shards`, `.consistencyLevel`, `.description`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionSettings {
+    pub renames: Vec<(String, String)>,
+    pub shards: u32,
+    pub consistency: String,
+    pub description: String,
+    pub on_exists: OnExists,
+}
+
 /// What a command needs from the file.
 #[derive(Debug, Clone, Copy)]
 pub struct Needs {
@@ -403,6 +427,7 @@ pub struct Settings {
     pub index: IndexChoice,
     /// Largest npy payload of one import (`migration.maxGroupMiB`).
     pub max_group_bytes: u64,
+    pub collection: CollectionSettings,
     /// Load collections into memory after the import.
     pub load_after: bool,
     pub source: StoreSetting,
@@ -557,6 +582,37 @@ impl Settings {
                 IndexChoice::Keep
             }
         };
+        let consistency = match f.migration.consistency_level.as_deref().unwrap_or("Bounded") {
+            c @ ("Strong" | "Session" | "Bounded" | "Eventually") => c.to_string(),
+            c => {
+                problems.push(format!("migration.consistencyLevel {c:?} is not one of Strong, Session, Bounded, Eventually"));
+                String::new()
+            }
+        };
+        let shards = f.migration.shards.unwrap_or(0);
+        if shards > 16 {
+            problems.push(format!("migration.shards {shards} is more than Milvus allows (16)"));
+        }
+        let on_exists = match f.migration.on_exists.as_deref().unwrap_or("append") {
+            "fail" => OnExists::Fail,
+            "append" => OnExists::Append,
+            "skip" => OnExists::Skip,
+            o => {
+                problems.push(format!("migration.onExists {o:?} is not one of fail, append, skip"));
+                OnExists::Append
+            }
+        };
+        let target_collections = CollectionSettings {
+            renames: f.migration.rename.clone().unwrap_or_default().into_iter().collect(),
+            shards,
+            consistency,
+            description: f.migration.description.clone().unwrap_or_default(),
+            on_exists,
+        };
+        let mut collections = collections;
+        if collections.is_empty() {
+            collections = f.migration.collections.clone().unwrap_or_default();
+        }
         let mut limits = DEFAULT_LIMITS;
         if let Some(mib) = f.migration.sandbox.memory_mib {
             if !(16..=4096).contains(&mib) {
@@ -580,6 +636,7 @@ impl Settings {
             index,
             load_after: f.migration.load.unwrap_or(true),
             max_group_bytes: f.migration.max_group_mib.unwrap_or(DEFAULT_MAX_GROUP_MIB) << 20,
+            collection: target_collections,
             read_chunk,
             meta,
             source,

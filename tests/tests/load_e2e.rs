@@ -335,3 +335,44 @@ async fn a_segment_larger_than_the_group_limit_is_split_and_counts_match() {
     assert!(out.contains("verified: every collection and partition matches the source"), "{}", text(&o));
     pymilvus_check(&env, &name, &[]);
 }
+
+#[tokio::test]
+async fn rename_filter_and_collection_options() {
+    let (a, b) = (unique("ren_a"), unique("ren_b"));
+    let mut spec = spec(&a, &b);
+    spec.collections[0].partitions.clear();
+    let env = setup(&spec, "").await;
+    let renamed = format!("{a}_v2");
+    let mut yaml = std::fs::read_to_string(&env.config).unwrap();
+    yaml.push_str(&format!(
+        "migration:\n  collections: [{a}]\n  rename:\n    {a}: {renamed}\n  shards: 2\n  consistencyLevel: Strong\n  description: moved by the test\n"
+    ));
+    std::fs::write(&env.config, yaml).unwrap();
+    assert!(cmd(&env, &["dump"]).status.success());
+    let o = cmd(&env, &["load"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(&format!("{renamed} (1.x {a})")) && out.contains("verified:"), "{}", text(&o));
+    assert!(!out.contains(&b), "the filtered-out collection was loaded: {out}");
+    pymilvus_check_with(&env, &a, &[], serde_json::json!({"collection": renamed}));
+    let script = format!(
+        "from pymilvus import connections, utility, Collection\nconnections.connect(host='{h}', port='{p}')\nc = Collection('{renamed}')\n\
+         print(utility.has_collection('{b}'), utility.has_collection('{a}'), c.description, c.num_shards)",
+        h = endpoint().split(':').next().unwrap(),
+        p = endpoint().split(':').nth(1).unwrap()
+    );
+    let o = Command::new(python()).arg("-c").arg(script).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "False False moved by the test 2");
+
+    // onExists: fail stops before importing; skip leaves it alone.
+    let yaml = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(&env.config, format!("{yaml}  onExists: fail\n")).unwrap();
+    let o = cmd(&env, &["load"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("collection \"{renamed}\" already exists (migration.onExists: fail)")), "{}", text(&o));
+    std::fs::write(&env.config, format!("{yaml}  onExists: skip\n")).unwrap();
+    let o = cmd(&env, &["load", "--no-verify"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("load: 0 collection(s)"), "{}", text(&o));
+}

@@ -9,7 +9,7 @@ use crate::caps::milvus::{ImportPaths, MilvusConn};
 use crate::exit::Failure;
 use crate::progress::Progress;
 use crate::sandbox::{Caps, Sandbox};
-use crate::settings::{IndexChoice, Settings, StoreSetting};
+use crate::settings::{IndexChoice, OnExists, Settings, StoreSetting};
 
 /// Connects to Milvus and plans the load; nothing is imported yet.
 async fn prepare(s: &Settings) -> Result<(Sandbox, Caps, engine::LoadPlan), Failure> {
@@ -25,12 +25,7 @@ async fn prepare(s: &Settings) -> Result<(Sandbox, Caps, engine::LoadPlan), Fail
     println!("Milvus {} at {}, database {:?}", conn.version, m.endpoint, m.database);
     let sandbox = Sandbox::new(s.limits).map_err(Failure::Run)?;
     let caps = Caps { grants, milvus: Some(Arc::new(conn)), ..Default::default() };
-    let index_mode = match s.index {
-        IndexChoice::Keep => engine::IndexMode::Keep,
-        IndexChoice::AutoIndex => engine::IndexMode::Autoindex,
-        IndexChoice::None => engine::IndexMode::None,
-    };
-    let opts = engine::LoadOptions { collections: s.collections.clone(), index_mode, load_after: s.load_after };
+    let opts = load_options(s);
     let plan = sandbox
         .plan_load(Caps { unit: "plan".into(), ..caps.clone() }, &opts)
         .await
@@ -39,6 +34,30 @@ async fn prepare(s: &Settings) -> Result<(Sandbox, Caps, engine::LoadPlan), Fail
         tracing::warn!("{w}");
     }
     Ok((sandbox, caps, plan))
+}
+
+/// The load options of the settings (also what `plan` maps with).
+pub fn load_options(s: &Settings) -> engine::LoadOptions {
+    let index_mode = match s.index {
+        IndexChoice::Keep => engine::IndexMode::Keep,
+        IndexChoice::AutoIndex => engine::IndexMode::Autoindex,
+        IndexChoice::None => engine::IndexMode::None,
+    };
+    let t = &s.collection;
+    engine::LoadOptions {
+        collections: s.collections.clone(),
+        index_mode,
+        load_after: s.load_after,
+        renames: t.renames.clone(),
+        shards: t.shards,
+        consistency: t.consistency.clone(),
+        description: t.description.clone(),
+        on_exists: match t.on_exists {
+            OnExists::Fail => engine::OnExists::Fail,
+            OnExists::Append => engine::OnExists::Append,
+            OnExists::Skip => engine::OnExists::Skip,
+        },
+    }
 }
 
 fn rows(c: &engine::CollectionLoad) -> u64 {
@@ -51,9 +70,10 @@ pub async fn run(s: &Settings, verify_after: bool) -> Result<(), Failure> {
     for c in &plan.collections {
         let groups: usize = c.partitions.iter().map(|p| p.groups.len()).sum();
         let index = c.index.as_ref().map_or("no index".to_string(), |i| format!("{} {} {}", i.index_type, i.metric, i.params));
+        let renamed = if c.name != c.source_name { format!(" (1.x {})", c.source_name) } else { String::new() };
         println!(
             "  {:<24} {} partition(s) {groups} file group(s) {} rows, index {index}{}{}",
-            c.name,
+            format!("{}{renamed}", c.name),
             c.partitions.len(),
             rows(c),
             if c.load_after { ", loaded after" } else { "" },

@@ -8,7 +8,7 @@ use crate::caps::blob_store::Grants;
 use crate::caps::milvus::{ImportPaths, MilvusConn};
 use crate::exit::Failure;
 use crate::sandbox::{Caps, Sandbox};
-use crate::settings::{IndexChoice, Settings, StoreSetting};
+use crate::settings::{Settings, StoreSetting};
 use crate::stores;
 
 pub async fn run(s: &Settings, json: bool) -> Result<(), Failure> {
@@ -58,12 +58,7 @@ pub async fn run(s: &Settings, json: bool) -> Result<(), Failure> {
         read_chunk: s.read_chunk,
         max_group_bytes: s.max_group_bytes,
     };
-    let index_mode = match s.index {
-        IndexChoice::Keep => engine::IndexMode::Keep,
-        IndexChoice::AutoIndex => engine::IndexMode::Autoindex,
-        IndexChoice::None => engine::IndexMode::None,
-    };
-    let lopts = engine::LoadOptions { collections: s.collections.clone(), index_mode, load_after: s.load_after };
+    let lopts = super::load::load_options(s);
     let plan = sandbox
         .plan_migration(caps, &meta_source, &dopts, &lopts)
         .await

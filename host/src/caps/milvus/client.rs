@@ -264,8 +264,13 @@ impl MilvusConn {
             db_name: self.db.clone(),
             collection_name: c.name.clone(),
             schema: schema.encode_to_vec(),
-            shards_num: 0,
-            consistency_level: common::ConsistencyLevel::Bounded as i32,
+            shards_num: c.shards as i32,
+            consistency_level: match c.consistency.as_str() {
+                "Strong" => common::ConsistencyLevel::Strong,
+                "Session" => common::ConsistencyLevel::Session,
+                "Eventually" => common::ConsistencyLevel::Eventually,
+                _ => common::ConsistencyLevel::Bounded,
+            } as i32,
             ..Default::default()
         };
         let s = self.client.clone().create_collection(req).await.map_err(|e| self.grpc_error("CreateCollection", e))?;
