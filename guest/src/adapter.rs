@@ -65,6 +65,10 @@ impl wit::Guest for Component {
         Ok(plan.into())
     }
 
+    fn cleanup_collection(collection: wit::CollectionLoad) -> Result<u32, types::Error> {
+        Ok(load::cleanup_collection(&Imports, &Imports, &collection.into())?)
+    }
+
     fn plan_migration(
         meta: wit::MetaSource,
         dump_options: wit::DumpOptions,
@@ -260,6 +264,9 @@ impl io::Store for Imports {
     }
     fn list(&self, r: Role, prefix: &str) -> Result<Vec<String>, Error> {
         Ok(blob_store::list_dir(role(r), prefix)?)
+    }
+    fn delete(&self, r: Role, path: &str) -> Result<(), Error> {
+        Ok(blob_store::delete(role(r), path)?)
     }
 }
 

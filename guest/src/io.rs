@@ -35,6 +35,8 @@ pub trait Store {
     fn create(&self, role: Role, path: &str) -> Result<Self::W>;
     fn stat(&self, role: Role, path: &str) -> Result<Option<u64>>;
     fn list(&self, role: Role, prefix: &str) -> Result<Vec<String>>;
+    /// Removes a file; a missing one is not an error.
+    fn delete(&self, role: Role, path: &str) -> Result<()>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,6 +228,10 @@ pub mod memory {
         }
         fn stat(&self, role: Role, path: &str) -> Result<Option<u64>> {
             Ok(self.get(role, path).map(|d| d.len() as u64))
+        }
+        fn delete(&self, role: Role, path: &str) -> Result<()> {
+            self.files.borrow_mut().remove(&key(role, path));
+            Ok(())
         }
         fn list(&self, role: Role, prefix: &str) -> Result<Vec<String>> {
             let dir = format!("{prefix}/");

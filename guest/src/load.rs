@@ -375,3 +375,16 @@ pub fn load_collection(store: &impl Store, milvus: &impl Milvus, report: &impl R
     }
     Ok(out)
 }
+
+/// Deletes a verified collection's staged npy files; the manifest and journal stay.
+pub fn cleanup_collection(store: &impl Store, report: &impl Report, c: &CollectionLoad) -> Result<u32> {
+    let mut n = 0;
+    for g in c.partitions.iter().flat_map(|p| &p.groups) {
+        for f in &g.files {
+            store.delete(crate::io::Role::Target, f)?;
+            n += 1;
+        }
+    }
+    report.log(Level::Info, &format!("deleted {n} staged file(s) of {:?}", c.name));
+    Ok(n)
+}

@@ -187,6 +187,12 @@ fn load_is_exactly_once_and_verifies() {
     assert_eq!((r.imported, r.skipped), (0, 2));
     assert_eq!(milvus.imports.get(), 2);
     assert_eq!(milvus.count_rows("c", None).unwrap(), 7);
+
+    // Cleanup removes the npy files only; the journal still prevents a second import.
+    assert_eq!(crate::load::cleanup_collection(&store, &MemReport::default(), &plan.collections[0]).unwrap(), 4);
+    assert!(store.paths(Role::Target).iter().all(|p| !p.ends_with(".npy")));
+    let r = load_collection(&store, &milvus, &MemReport::default(), &plan.collections[0]).unwrap();
+    assert_eq!((r.imported, r.skipped), (0, 2));
 }
 
 #[test]

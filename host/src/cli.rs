@@ -52,6 +52,8 @@ Keys of our own (section `migration`):
   migration.consistencyLevel                    Strong | Session | Bounded (default) | Eventually
   migration.description                         description of created collections
   migration.onExists                            fail | append (default) | skip, for existing collections
+  migration.cleanup                             keep (default) | delete: remove the staged npy files
+                                                after a verified load (manifest and journal stay)
 A local target (target.mode local) is imported by absolute path, so Milvus must use local
 storage on this machine (common.storageType: local).
 Unknown keys are errors, reported with their line.";

@@ -248,4 +248,10 @@ impl Sandbox {
         let r = inst.milvus_migration_engine().call_plan_migration(&mut store, meta, dopts, lopts).await;
         self.outcome(r, &err)
     }
+
+    pub async fn cleanup_collection(&self, caps: Caps, c: &engine::CollectionLoad) -> Result<u32, UnitError> {
+        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = inst.milvus_migration_engine().call_cleanup_collection(&mut store, c).await;
+        self.outcome(r, &err)
+    }
 }

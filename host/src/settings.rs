@@ -210,6 +210,7 @@ struct Ours {
     consistency_level: Option<String>,
     description: Option<String>,
     on_exists: Option<String>,
+    cleanup: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -406,6 +407,8 @@ pub struct CollectionSettings {
     pub consistency: String,
     pub description: String,
     pub on_exists: OnExists,
+    /// `migration.cleanup: delete`: remove staged npy files once a collection verified.
+    pub delete_staged: bool,
 }
 
 /// What a command needs from the file.
@@ -602,7 +605,16 @@ impl Settings {
                 OnExists::Append
             }
         };
+        let delete_staged = match f.migration.cleanup.as_deref().unwrap_or("keep") {
+            "keep" => false,
+            "delete" => true,
+            c => {
+                problems.push(format!("migration.cleanup {c:?} is not one of keep, delete"));
+                false
+            }
+        };
         let target_collections = CollectionSettings {
+            delete_staged,
             renames: f.migration.rename.clone().unwrap_or_default().into_iter().collect(),
             shards,
             consistency,

@@ -320,7 +320,7 @@ async fn a_segment_larger_than_the_group_limit_is_split_and_counts_match() {
     };
     let env = setup(&spec, "").await;
     let mut yaml = std::fs::read_to_string(&env.config).unwrap();
-    yaml.push_str("migration:\n  maxGroupMiB: 1\n");
+    yaml.push_str("migration:\n  maxGroupMiB: 1\n  cleanup: delete\n");
     std::fs::write(&env.config, yaml).unwrap();
     let o = cmd(&env, &["dump"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -333,7 +333,14 @@ async fn a_segment_larger_than_the_group_limit_is_split_and_counts_match() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("1 partition(s) 3 file group(s) 9997 rows"), "{}", text(&o));
     assert!(out.contains("verified: every collection and partition matches the source"), "{}", text(&o));
+    assert!(out.contains("deleted 6 staged npy file(s)"), "{}", text(&o));
     pymilvus_check(&env, &name, &[]);
+    // The staged npy files are gone, the manifest and journal stay: a re-run imports nothing.
+    let npy = std::process::Command::new("find").arg(env.dir.join("out")).args(["-name", "*.npy"]).output().unwrap();
+    assert!(npy.stdout.is_empty(), "npy files left: {}", String::from_utf8_lossy(&npy.stdout));
+    let o = cmd(&env, &["load", "--no-verify"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("imported 0 group(s) (0 rows), 3 already imported"), "{}", text(&o));
 }
 
 #[tokio::test]

@@ -108,8 +108,21 @@ pub async fn run(s: &Settings, verify_after: bool) -> Result<(), Failure> {
         return Err(Failure::Run(anyhow::anyhow!("{} of {} collection(s) failed to load", failed.len(), plan.collections.len())));
     }
     if verify_after {
-        check(&sandbox, &caps, &plan).await
+        check(&sandbox, &caps, &plan).await?;
+        if s.collection.delete_staged {
+            for c in &plan.collections {
+                let n = sandbox
+                    .cleanup_collection(Caps { unit: format!("cleanup {}", c.name), ..caps.clone() }, c)
+                    .await
+                    .map_err(|e| Failure::Run(anyhow::anyhow!("cleanup of {} failed: {e}", c.name)))?;
+                println!("  {:<24} deleted {n} staged npy file(s) (migration.cleanup: delete)", c.name);
+            }
+        }
+        Ok(())
     } else {
+        if s.collection.delete_staged {
+            println!("staged files kept: migration.cleanup deletes them only after a verified load");
+        }
         println!("not verified (--no-verify); run `verify` to compare with the source");
         Ok(())
     }
