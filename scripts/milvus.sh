@@ -245,7 +245,12 @@ cmd_start() {
     cmd_stop
   fi
   rm -f "$pid_file" "$mode_file"
-  local p
+  local p waited=0
+  # A Milvus that just stopped can hold its ports for a few seconds more: give it 30 s.
+  while [ "$waited" -lt 30 ] && { port_open "$grpc_port" || port_open "$metrics_port" || port_open "$etcd_port"; }; do
+    sleep 1
+    waited=$((waited + 1))
+  done
   for p in "$grpc_port" "$metrics_port" "$etcd_port"; do
     if port_open "$p"; then
       die "port $p is in use by a process this script did not start ($(ss -ltnpH "sport = :$p" 2>/dev/null | head -n1 | sed -e "s/.*users:((//" -e "s/))$//"))." \

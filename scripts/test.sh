@@ -11,7 +11,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 source scripts/env.sh
 scripts/python-env.sh
-with_env() { eval "$("$@" | grep -E '^[A-Z0-9_]+=' | sed 's/^/export /')"; }
+# Runs a setup script and exports its KEY=value lines; a failing script fails the run.
+with_env() {
+  local out
+  out=$("$@") || { echo "test.sh: '$*' failed" >&2; exit 1; }
+  eval "$(printf '%s\n' "$out" | grep -E '^[A-Z0-9_]+=' | sed 's/^/export /')"
+}
 with_env bash scripts/mariadb.sh ensure
 with_env bash scripts/s3.sh start
 cargo build --release -p milvus-migration -p mm-tests

@@ -253,6 +253,9 @@ impl io::Writer for Writer {
 impl io::Store for Imports {
     type R = Reader;
     type W = Writer;
+    fn append(&self, dst: &Writer, src: &Reader, offset: u64, len: u64) -> Result<(), Error> {
+        Ok(dst.0.append_from(&src.0, offset, len)?)
+    }
     fn open(&self, r: Role, path: &str) -> Result<Reader, Error> {
         Ok(Reader(blob_store::open(role(r), path)?))
     }

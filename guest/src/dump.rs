@@ -42,6 +42,30 @@ fn one_with_ext(names: &[String], ext: &str, dir: &str) -> Result<String> {
     }
 }
 
+/// Chunks with at most this many live runs have their vectors copied by the host.
+const MAX_DIRECT_RUNS: usize = 64;
+
+/// The maximal runs of live rows in `start..end`, as half-open ranges.
+fn live_runs(deleted: &DeletedSet, start: u64, end: u64) -> Vec<(u64, u64)> {
+    if !deleted.any_in(start, end) {
+        return vec![(start, end)];
+    }
+    let mut runs = Vec::new();
+    let mut r = start;
+    while r < end {
+        if deleted.contains(r) {
+            r += 1;
+            continue;
+        }
+        let s = r;
+        while r < end && !deleted.contains(r) {
+            r += 1;
+        }
+        runs.push((s, r));
+    }
+    runs
+}
+
 /// Moves the rows of `buf` (each `width` bytes) that are not deleted to its front; returns how
 /// many were kept. `first` is the segment row number of `buf`'s first row.
 fn compact(buf: &mut [u8], width: usize, rows: usize, first: u64, deleted: &DeletedSet) -> usize {
@@ -197,31 +221,44 @@ pub fn dump_segment<S: Store>(
     let mut written = 0u64;
     while row < rows {
         let n = chunk_rows.min(rows - row);
-        let mut vecs = read_exact(&rv.reader, (n * row_bytes) as usize, &rv_path, 8 + row * row_bytes)?;
         let mut ids = read_exact(&uid.reader, (n * ID_BYTES) as usize, &uid_path, 8 + row * ID_BYTES)?;
-        let kept = if deleted.any_in(row, row + n) {
-            let k = compact(&mut vecs, row_bytes as usize, n as usize, row, &deleted);
-            compact(&mut ids, ID_BYTES as usize, n as usize, row, &deleted);
-            k as u64
-        } else {
-            n
-        };
-        let mut off = 0u64;
-        while off < kept {
-            let take = (kept - off).min(groups.rows(part) - in_part);
-            out.0.write(&vecs[(off * row_bytes) as usize..((off + take) * row_bytes) as usize])?;
-            out.1.write(&ids[(off * ID_BYTES) as usize..((off + take) * ID_BYTES) as usize])?;
-            (off, in_part) = (off + take, in_part + take);
-            if in_part == groups.rows(part) && part + 1 < groups.count {
-                // Vectors first, ids last: a reader that finds id.npy knows its sibling is complete.
-                let (v, i) = std::mem::replace(&mut out, open(part + 1)?);
-                result.files.push(v.finish()?);
-                result.files.push(i.finish()?);
-                (part, in_part) = (part + 1, 0);
+        let runs = live_runs(&deleted, row, row + n);
+        // Few long runs: the host copies the vector bytes itself. Many short ones: they pass
+        // through here, compacted, in one write per chunk.
+        let direct = runs.len() <= MAX_DIRECT_RUNS;
+        let mut vecs = Vec::new();
+        if !direct {
+            vecs = read_exact(&rv.reader, (n * row_bytes) as usize, &rv_path, 8 + row * row_bytes)?;
+            if runs.len() != 1 {
+                compact(&mut vecs, row_bytes as usize, n as usize, row, &deleted);
             }
         }
-        written += kept;
-        report.progress(kept, n * (row_bytes + ID_BYTES));
+        if runs.len() != 1 || runs[0] != (row, row + n) {
+            compact(&mut ids, ID_BYTES as usize, n as usize, row, &deleted);
+        }
+        let mut off = 0u64; // live rows of this chunk done
+        for (start, end) in runs {
+            let mut s = start;
+            while s < end {
+                let take = (end - s).min(groups.rows(part) - in_part);
+                if direct {
+                    store.append(&out.0, &rv.reader, 8 + s * row_bytes, take * row_bytes)?;
+                } else {
+                    out.0.write(&vecs[(off * row_bytes) as usize..((off + take) * row_bytes) as usize])?;
+                }
+                out.1.write(&ids[(off * ID_BYTES) as usize..((off + take) * ID_BYTES) as usize])?;
+                (s, off, in_part) = (s + take, off + take, in_part + take);
+                if in_part == groups.rows(part) && part + 1 < groups.count {
+                    // Vectors first, ids last: a reader that finds id.npy knows its sibling is complete.
+                    let (v, i) = std::mem::replace(&mut out, open(part + 1)?);
+                    result.files.push(v.finish()?);
+                    result.files.push(i.finish()?);
+                    (part, in_part) = (part + 1, 0);
+                }
+            }
+        }
+        written += off;
+        report.progress(off, n * (row_bytes + ID_BYTES));
         row += n;
     }
     debug_assert_eq!(written, live);
@@ -320,6 +357,29 @@ mod tests {
         assert_eq!(report.rows.get(), 6);
         let header = store.get(Role::Target, "c/_default/s/data.npy").unwrap();
         assert!(std::str::from_utf8(&header[10..70]).unwrap().contains("'shape': (6, 2), }"));
+    }
+
+    #[test]
+    fn live_runs_and_the_pass_through_path() {
+        let mut del = DeletedSet::empty(10);
+        assert_eq!(live_runs(&del, 0, 10), [(0, 10)]);
+        let store = MemStore::default();
+        // Every other row deleted: more runs than MAX_DIRECT_RUNS, so rows pass through the engine.
+        let rows = 2 * MAX_DIRECT_RUNS as u64 + 10;
+        let deleted: Vec<i32> = (0..rows as i32).filter(|r| r % 2 == 1).collect();
+        segment(&store, rows, &deleted);
+        let r = dump_segment(&store, &MemReport::default(), &unit(rows / 2), &DumpOptions::default()).unwrap();
+        assert_eq!(r.rows_out, rows / 2);
+        let ids: Vec<i64> =
+            body(&store, "c/_default/s/id.npy").chunks(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(ids, (0..rows as i64).filter(|r| r % 2 == 0).map(|r| 1000 + r).collect::<Vec<_>>());
+        let v: Vec<f32> = body(&store, "c/_default/s/data.npy").chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(v[2..4], [2.0, -2.0]);
+        del = DeletedSet::read(&{
+            store.put(Role::Source, "x", vec![8, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0]);
+            store.open(Role::Source, "x").unwrap()
+        }, "x", 10).unwrap().0;
+        assert_eq!(live_runs(&del, 0, 10), [(0, 1), (2, 5), (6, 10)]);
     }
 
     #[test]

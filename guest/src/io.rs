@@ -31,6 +31,8 @@ pub trait Writer {
 pub trait Store {
     type R: Reader;
     type W: Writer;
+    /// Appends `len` bytes of `src` from `offset` to `dst` (bytes do not pass through the engine).
+    fn append(&self, dst: &Self::W, src: &Self::R, offset: u64, len: u64) -> Result<()>;
     fn open(&self, role: Role, path: &str) -> Result<Self::R>;
     fn create(&self, role: Role, path: &str) -> Result<Self::W>;
     fn stat(&self, role: Role, path: &str) -> Result<Option<u64>>;
@@ -219,6 +221,12 @@ pub mod memory {
     impl Store for MemStore {
         type R = MemReader;
         type W = MemWriter;
+        fn append(&self, dst: &MemWriter, src: &MemReader, offset: u64, len: u64) -> Result<()> {
+            let (a, b) = (offset as usize, (offset + len) as usize);
+            dst.write(&src.data[a..b])?;
+            src.pos.set(b);
+            Ok(())
+        }
         fn open(&self, role: Role, path: &str) -> Result<MemReader> {
             let data = self.get(role, path).ok_or_else(|| Error::NotFound(path.to_string()))?;
             Ok(MemReader { data, pos: Cell::new(0), max_read: if self.max_read == 0 { usize::MAX } else { self.max_read } })

@@ -19,6 +19,8 @@ use crate::bindings::{blob_store, types};
 pub const MAX_READ_CHUNK: u32 = 16 << 20;
 /// Block fetched for readers that ask in small pieces.
 const MIN_READ_BLOCK: u64 = 1 << 20;
+/// Block size of a reader first used by `append-from`.
+const APPEND_BLOCK: u64 = 2 << 20;
 /// Requests at least this large set the reader's block size.
 const SMALL_READ: u64 = 64 << 10;
 /// Bytes buffered per multipart part before it is handed to the store.
@@ -83,6 +85,21 @@ impl BlobReader {
         (at, tokio::spawn(async move { store.get_range(&path, range).await }))
     }
 
+    /// Moves to `offset`: within the buffer by slicing it, beyond it by dropping it.
+    fn skip_to(&mut self, offset: u64) {
+        if offset < self.pos {
+            if let Some((_, h)) = self.ahead.take() {
+                h.abort();
+            }
+            self.buffer = Bytes::new();
+        } else if offset - self.pos <= self.buffer.len() as u64 {
+            let _ = self.buffer.split_to((offset - self.pos) as usize);
+        } else {
+            self.buffer = Bytes::new();
+        }
+        self.pos = offset;
+    }
+
     /// Up to `max` bytes from `pos`, keeping one block in flight.
     async fn next(&mut self, max: u64) -> object_store::Result<Bytes> {
         if self.block == 0 {
@@ -98,13 +115,19 @@ impl BlobReader {
             }
         }
         if self.buffer.is_empty() {
-            let end = self.pos + self.buffer.len() as u64;
+            // The block fetched ahead serves when it covers `pos` (also after a skip).
             let (at, handle) = match self.ahead.take() {
-                Some((at, h)) if at == end => (at, h),
-                _ => self.fetch(end),
+                Some((at, h)) if at <= self.pos && self.pos < at + self.block => (at, h),
+                Some((_, h)) => {
+                    h.abort();
+                    self.fetch(self.pos)
+                }
+                None => self.fetch(self.pos),
             };
-            debug_assert_eq!(at, self.pos);
-            self.buffer = handle.await.map_err(|e| object_store::Error::Generic { store: "reader", source: Box::new(e) })??;
+            let mut block = handle.await.map_err(|e| object_store::Error::Generic { store: "reader", source: Box::new(e) })??;
+            let skip = ((self.pos - at) as usize).min(block.len());
+            let _ = block.split_to(skip);
+            self.buffer = block;
         }
         let next_block = self.pos + self.buffer.len() as u64;
         if self.ahead.is_none() && next_block < self.size {
@@ -300,6 +323,39 @@ impl blob_store::HostReader for BlobStoreState {
 }
 
 impl blob_store::HostWriter for BlobStoreState {
+    async fn append_from(&mut self, this: Resource<BlobWriter>, src: Resource<BlobReader>, offset: u64, len: u64) -> Result<(), HostError> {
+        let tx = self.table.get(&this)?.tx.clone();
+        let r = self.table.get_mut(&src)?;
+        if offset.checked_add(len).is_none_or(|end| end > r.size) {
+            return Err(types::Error::Other(format!("append of {len} bytes at {offset} is past the end ({}) of {}", r.size, r.path)).into());
+        }
+        if r.block == 0 {
+            r.block = APPEND_BLOCK;
+        }
+        r.skip_to(offset);
+        let mut left = len;
+        let mut failed = false;
+        while left > 0 {
+            let bytes = r.next(left.min(MAX_READ_CHUNK as u64)).await.map_err(|e| store_error(r.role, r.path.as_ref(), e))?;
+            if bytes.is_empty() {
+                return Err(types::Error::Other(format!("{} ended before offset {}", r.path, offset + len)).into());
+            }
+            left -= bytes.len() as u64;
+            match &tx {
+                Some(tx) if tx.send(Chunk::Data(bytes)).await.is_ok() => {}
+                _ => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if failed {
+            let w = self.table.get_mut(&this)?;
+            return Err(w.failure().await.into());
+        }
+        Ok(())
+    }
+
     async fn write(&mut self, this: Resource<BlobWriter>, bytes: Vec<u8>) -> Result<(), HostError> {
         let w = self.table.get_mut(&this)?;
         let sent = match &w.tx {
