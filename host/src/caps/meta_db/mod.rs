@@ -54,6 +54,31 @@ impl types::Host for MetaDbState {
     }
 }
 
+/// Binds the guest's `?` parameters, for any database sqlx encodes these types for.
+pub(crate) fn bind_params<'q, DB>(
+    mut q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    params: &[types::SqlValue],
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Vec<u8>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for p in params {
+        q = match p {
+            types::SqlValue::Null => q.bind(None::<i64>),
+            types::SqlValue::Int(i) => q.bind(*i),
+            types::SqlValue::Real(f) => q.bind(*f),
+            types::SqlValue::Text(s) => q.bind(s.clone()),
+            types::SqlValue::Blob(b) => q.bind(b.clone()),
+        };
+    }
+    q
+}
+
 /// sqlx errors as guest errors; `what` names the database for the user (never its password).
 pub(crate) fn sql_error(what: &str, e: sqlx::Error) -> types::Error {
     let msg = format!("meta database {what}: {e}");

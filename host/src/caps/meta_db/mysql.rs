@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::{Executor, Row, TypeInfo, ValueRef};
 
-use super::{sql_error, MetaSource};
+use super::{bind_params, sql_error, MetaSource};
 use crate::bindings::types;
 
 pub struct MySqlSource {
@@ -97,16 +97,7 @@ impl MetaSource for MySqlSource {
     }
 
     async fn query(&self, sql: &str, params: &[types::SqlValue]) -> Result<Vec<Vec<types::SqlValue>>, types::Error> {
-        let mut q = sqlx::query(sql);
-        for p in params {
-            q = match p {
-                types::SqlValue::Null => q.bind(None::<i64>),
-                types::SqlValue::Int(i) => q.bind(*i),
-                types::SqlValue::Real(f) => q.bind(*f),
-                types::SqlValue::Text(s) => q.bind(s.clone()),
-                types::SqlValue::Blob(b) => q.bind(b.clone()),
-            };
-        }
+        let q = bind_params(sqlx::query(sql), params);
         let rows = q.fetch_all(&self.pool).await.map_err(|e| self.err(e))?;
         rows.iter()
             .map(|row| (0..row.len()).map(|i| mysql_value(row, i).map_err(|e| self.err(e))).collect())
