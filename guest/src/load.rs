@@ -161,16 +161,8 @@ pub fn map_collections<M: Milvus>(
     version: Version,
     opts: &LoadOptions,
 ) -> Result<(LoadPlan, Vec<String>)> {
-    let unknown: Vec<&String> =
-        opts.collections.iter().filter(|n| !manifest.collections.iter().any(|c| &&c.name == n)).collect();
-    if !unknown.is_empty() {
-        let known: Vec<&str> = manifest.collections.iter().map(|c| c.name.as_str()).collect();
-        return Err(Error::NotFound(format!(
-            "collection(s) {} not in the dump's manifest (it has: {})",
-            unknown.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", "),
-            known.join(", ")
-        )));
-    }
+    let known: Vec<&str> = manifest.collections.iter().map(|c| c.name.as_str()).collect();
+    names::check_selection(&opts.collections, &known, "the dump's manifest")?;
     let mut plan = LoadPlan { collections: vec![], warnings: vec![] };
     let mut problems = Vec::new();
     for (from, _) in &opts.renames {

@@ -13,6 +13,19 @@ pub fn is_valid(name: &str) -> bool {
         && name.len() <= MAX_NAME
 }
 
+/// Fails naming every wanted collection that `known` lacks; `source` says where they were looked for.
+pub fn check_selection(wanted: &[String], known: &[&str], source: &str) -> crate::error::Result<()> {
+    let unknown: Vec<String> = wanted.iter().filter(|n| !known.contains(&n.as_str())).map(|n| format!("{n:?}")).collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(crate::error::Error::NotFound(format!(
+        "collection(s) {} not in {source} (it has: {})",
+        unknown.join(", "),
+        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+    )))
+}
+
 /// 2.x partition names for 1.x tags (in order; "" is the default partition). A valid tag keeps
 /// its name; another gets its invalid characters replaced by `_` (a leading digit gets a `p_`
 /// prefix), and a numbered suffix when that collides.

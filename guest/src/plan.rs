@@ -76,16 +76,8 @@ fn check_options(opts: &DumpOptions) -> Result<()> {
 
 pub fn plan_dump(inst: Installation, opts: &DumpOptions) -> Result<DumpPlan> {
     check_options(opts)?;
-    let unknown: Vec<&String> =
-        opts.collections.iter().filter(|n| !inst.collections.iter().any(|c| &&c.name == n)).collect();
-    if !unknown.is_empty() {
-        let known: Vec<&str> = inst.collections.iter().map(|c| c.name.as_str()).collect();
-        return Err(Error::NotFound(format!(
-            "collection(s) {} not in the 1.x meta (it has: {})",
-            unknown.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", "),
-            if known.is_empty() { "none".to_string() } else { known.join(", ") }
-        )));
-    }
+    let known: Vec<&str> = inst.collections.iter().map(|c| c.name.as_str()).collect();
+    crate::names::check_selection(&opts.collections, &known, "the 1.x meta")?;
     let chosen = |c: &Collection| opts.collections.is_empty() || opts.collections.contains(&c.name);
     let mut plan = DumpPlan { collections: vec![], units: vec![], warnings: inst.warnings };
     for c in inst.collections.iter().filter(|c| chosen(c)) {
