@@ -6,6 +6,7 @@ wit_bindgen::generate!({ world: "migrator", path: "../wit" });
 use exports::milvus::migration::engine as wit;
 use milvus::migration::{blob_store, meta_db, milvus as mv, report, types};
 
+use crate::bad_data::Policy;
 use crate::error::Error;
 use crate::io::{self, Level, Role};
 use crate::meta::{self, rows, Installation, VectorKind};
@@ -32,14 +33,7 @@ impl wit::Guest for Component {
     }
 
     fn dump_segment(unit: wit::SegmentUnit, options: wit::DumpOptions) -> Result<wit::SegmentReport, types::Error> {
-        let r = dump::dump_segment(&Imports, &Imports, &unit.into(), &options.into())?;
-        Ok(wit::SegmentReport {
-            rows_in: r.rows_in,
-            deleted: r.deleted,
-            rows_out: r.rows_out,
-            bytes_in: r.bytes_in,
-            files: r.files.into_iter().map(Into::into).collect(),
-        })
+        Ok(dump::dump_segment(&Imports, &Imports, &unit.into(), &options.into())?.into())
     }
 
     fn write_manifest(
@@ -47,16 +41,7 @@ impl wit::Guest for Component {
         options: wit::DumpOptions,
         reports: Vec<wit::SegmentReport>,
     ) -> Result<wit::Written, types::Error> {
-        let reports: Vec<dump::SegmentReport> = reports
-            .into_iter()
-            .map(|r| dump::SegmentReport {
-                rows_in: r.rows_in,
-                deleted: r.deleted,
-                rows_out: r.rows_out,
-                bytes_in: r.bytes_in,
-                files: r.files.into_iter().map(Into::into).collect(),
-            })
-            .collect();
+        let reports: Vec<dump::SegmentReport> = reports.into_iter().map(Into::into).collect();
         Ok(manifest::write_manifest(&Imports, &plan.into(), &options.into(), &reports)?.into())
     }
 
@@ -178,6 +163,21 @@ impl io::Milvus for Imports {
         let o = mv::await_import(task)?;
         Ok(io::ImportOutcome { completed: o.completed, rows: o.rows, reason: o.reason })
     }
+    fn list_imports(&self, collection: &str) -> Result<Vec<io::ImportTask>, Error> {
+        Ok(mv::list_imports(collection)?
+            .into_iter()
+            .map(|t| io::ImportTask {
+                id: t.id,
+                state: match t.state {
+                    mv::ImportState::Pending => io::ImportState::Pending,
+                    mv::ImportState::Running => io::ImportState::Running,
+                    mv::ImportState::Completed => io::ImportState::Completed,
+                    mv::ImportState::Failed => io::ImportState::Failed,
+                },
+                files: t.files,
+            })
+            .collect())
+    }
     fn flush(&self, collection: &str) -> Result<(), Error> {
         Ok(mv::flush(collection)?)
     }
@@ -253,8 +253,9 @@ impl io::Writer for Writer {
 impl io::Store for Imports {
     type R = Reader;
     type W = Writer;
-    fn append(&self, dst: &Writer, src: &Reader, offset: u64, len: u64) -> Result<(), Error> {
-        Ok(dst.0.append_from(&src.0, offset, len)?)
+    fn append(&self, dst: &Writer, src: &Reader, offset: u64, len: u64, finite_f32: bool) -> Result<Option<u64>, Error> {
+        let check = if finite_f32 { blob_store::ValueCheck::FiniteF32 } else { blob_store::ValueCheck::None };
+        Ok(dst.0.append_from(&src.0, offset, len, check)?)
     }
     fn open(&self, r: Role, path: &str) -> Result<Reader, Error> {
         Ok(Reader(blob_store::open(role(r), path)?))
@@ -358,6 +359,41 @@ impl From<wit::DumpOptions> for DumpOptions {
             vector_field: o.vector_field,
             read_chunk: o.read_chunk,
             max_group_bytes: o.max_group_bytes,
+            bad_data: match o.bad_data {
+                wit::BadData::Fail => Policy::Fail,
+                wit::BadData::Skip => Policy::Skip,
+                wit::BadData::Reject => Policy::Reject,
+            },
+        }
+    }
+}
+
+impl From<dump::SegmentReport> for wit::SegmentReport {
+    fn from(r: dump::SegmentReport) -> Self {
+        wit::SegmentReport {
+            rows_in: r.rows_in,
+            deleted: r.deleted,
+            rows_out: r.rows_out,
+            bytes_in: r.bytes_in,
+            files: r.files.into_iter().map(Into::into).collect(),
+            dropped_rows: r.dropped_rows,
+            ignored_deletes: r.ignored_deletes,
+            rejects: r.rejects.map(Into::into),
+        }
+    }
+}
+
+impl From<wit::SegmentReport> for dump::SegmentReport {
+    fn from(r: wit::SegmentReport) -> Self {
+        dump::SegmentReport {
+            rows_in: r.rows_in,
+            deleted: r.deleted,
+            rows_out: r.rows_out,
+            bytes_in: r.bytes_in,
+            files: r.files.into_iter().map(Into::into).collect(),
+            dropped_rows: r.dropped_rows,
+            ignored_deletes: r.ignored_deletes,
+            rejects: r.rejects.map(Into::into),
         }
     }
 }
@@ -473,7 +509,7 @@ impl From<CollectionLoad> for wit::CollectionLoad {
                     groups: p
                         .groups
                         .into_iter()
-                        .map(|g| wit::FileGroup { segment_id: g.segment_id, files: g.files, rows: g.rows })
+                        .map(|g| wit::FileGroup { segment_id: g.segment_id, files: g.files, rows: g.rows, dropped_rows: g.dropped_rows })
                         .collect(),
                 })
                 .collect(),
@@ -505,7 +541,7 @@ impl From<wit::CollectionLoad> for CollectionLoad {
                     name: p.name,
                     table_id: p.table_id,
                     rows: p.rows,
-                    groups: p.groups.into_iter().map(|g| FileGroup { segment_id: g.segment_id, files: g.files, rows: g.rows }).collect(),
+                    groups: p.groups.into_iter().map(|g| FileGroup { segment_id: g.segment_id, files: g.files, rows: g.rows, dropped_rows: g.dropped_rows }).collect(),
                 })
                 .collect(),
         }

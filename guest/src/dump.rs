@@ -5,8 +5,9 @@
 //! of live rows, write both npy headers and stream `.rv` and `.uid` in step, chunk by chunk,
 //! dropping deleted rows in place. Memory: one chunk of each file plus one bit per row.
 
+use crate::bad_data::{first_non_finite, float_name, Dropped, Policy, Rejects};
 use crate::error::{Error, Result};
-use crate::io::{read_exact, Level, Report, Role, Store, Writer, Written};
+use crate::io::{read_exact, Level, Reader, Report, Role, Store, Writer, Written};
 use crate::meta::VectorKind;
 use crate::npy::{self, Dtype};
 use crate::paths;
@@ -14,13 +15,19 @@ use crate::plan::{DumpOptions, SegmentUnit};
 use crate::segment::deleted::Layout;
 use crate::segment::{CountedFile, DeletedSet};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct SegmentReport {
     pub rows_in: u64,
     pub deleted: u64,
     pub rows_out: u64,
     pub bytes_in: u64,
     pub files: Vec<Written>,
+    /// Rows the bad-data policy dropped (skipped or rejected), as segment row offsets.
+    pub dropped_rows: Vec<u64>,
+    /// Out-of-range deletions the policy ignored.
+    pub ignored_deletes: u64,
+    /// The reject file, when the policy wrote one.
+    pub rejects: Option<Written>,
 }
 
 const ID_BYTES: u64 = 8;
@@ -88,14 +95,27 @@ fn compact(buf: &mut [u8], width: usize, rows: usize, first: u64, deleted: &Dele
     kept
 }
 
-/// A segment's source files, opened and checked: headers agree with each other, with the
-/// file sizes and with the dimension; deletions read.
+/// A segment's source files, opened and checked: headers agree with the file sizes and the
+/// dimension; deletions read. When `.uid` and `.rv` hold different numbers of rows, `rows` is
+/// the smaller and `unpaired` says what is left over; the caller applies the bad-data policy.
 pub struct SegmentSource<R> {
     pub uid: CountedFile<R>,
     pub rv: CountedFile<R>,
     pub deleted: DeletedSet,
     pub rows: u64,
     pub row_bytes: u64,
+    pub unpaired: Option<Unpaired>,
+}
+
+/// Rows of one file with no partner in the other.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unpaired {
+    /// The longer file.
+    pub file: String,
+    /// Its rows beyond the shorter file's.
+    pub rows: u64,
+    /// The message when the policy is `fail`.
+    pub error: Error,
 }
 
 impl<R: crate::io::Reader> SegmentSource<R> {
@@ -130,15 +150,17 @@ pub fn open_segment<S: Store>(
     let uid_path = one_with_ext(&names, ".uid", &dir)?;
     let rv_path = one_with_ext(&names, ".rv", &dir)?;
     let uid = CountedFile::open(store.open(Role::Source, &uid_path)?, &uid_path)?;
-    let rows = uid.rows(ID_BYTES, "8-byte ids")?;
+    let mut rows = uid.rows(ID_BYTES, "8-byte ids")?;
     let rv = CountedFile::open(store.open(Role::Source, &rv_path)?, &rv_path)?;
+    let mut unpaired = None;
     if rv.payload != rows * row_bytes {
-        let hint = if rv.payload % row_bytes != 0 {
+        let whole = rv.payload % row_bytes == 0;
+        let hint = if !whole {
             format!("; {} bytes is not a whole number of rows, so the dimension {dim} does not match the row width", rv.payload)
         } else {
             format!(" (it holds {} rows)", rv.payload / row_bytes)
         };
-        return Err(Error::invalid(
+        let error = Error::invalid(
             rv_path.as_str(),
             Some(0),
             format!(
@@ -147,7 +169,15 @@ pub fn open_segment<S: Store>(
                 vector.name(),
                 rv.payload
             ),
-        ));
+        );
+        if !whole {
+            return Err(error);
+        }
+        // Whole rows on both sides: row i pairs with row i; the longer file's tail is unpaired.
+        let rv_rows = rv.payload / row_bytes;
+        let (file, extra) = if rv_rows > rows { (rv_path.clone(), rv_rows - rows) } else { (uid_path.clone(), rows - rv_rows) };
+        rows = rows.min(rv_rows);
+        unpaired = Some(Unpaired { file, rows: extra, error });
     }
     let deleted_path = format!("{dir}/{}", paths::DELETED_DOCS);
     let deleted = if names.iter().any(|n| n == paths::DELETED_DOCS) {
@@ -160,7 +190,7 @@ pub fn open_segment<S: Store>(
         report.log(Level::Warn, &format!("{deleted_path} is missing: no rows of this segment are treated as deleted"));
         DeletedSet::empty(rows)
     };
-    Ok(SegmentSource { uid, rv, deleted, rows, row_bytes })
+    Ok(SegmentSource { uid, rv, deleted, rows, row_bytes, unpaired })
 }
 
 pub fn dump_segment<S: Store>(
@@ -178,27 +208,182 @@ pub fn dump_segment<S: Store>(
         Error::NotFound(m) => Error::NotFound(format!("{m} (the meta lists segment {} with {} rows)", unit.segment_id, unit.rows)),
         e => e,
     })?;
-    let SegmentSource { uid, rv, deleted, rows, row_bytes } = src;
-    let (uid_path, rv_path) = (uid.path.clone(), rv.path.clone());
-    let live = rows - deleted.count();
-    if live != unit.rows {
+    let policy = opts.bad_data;
+    let mut rejects = Rejects::new(store, policy, unit.vector, &unit.output_dir);
+    let deleted_path = format!("{}/{}", paths::segment_dir(&unit.table_id, &unit.segment_id), paths::DELETED_DOCS);
+    if let Some(u) = &src.unpaired {
+        if policy == Policy::Fail {
+            return Err(with_hint(u.error.clone()));
+        }
+        drop_unpaired(&src, u, &mut rejects)?;
+    }
+    if let Some(e) = src.deleted.outside_error(&deleted_path) {
+        if policy == Policy::Fail {
+            return Err(with_hint(e));
+        }
+        for &(offset, _) in &src.deleted.outside_first {
+            let reason = format!("deleted row offset {offset} is outside the segment, which has {} rows; ignored", src.rows);
+            rejects.drop(Dropped { file: &deleted_path, row: offset as i64, id: None, vector: None, reason }, true)?;
+        }
+        rejects.deletes = src.deleted.outside;
+    }
+
+    // Rows to leave out: the 1.x deletions, then whatever the policy drops.
+    let mut gone = src.deleted.clone();
+    let mut dropped_rows = Vec::new();
+    let files = loop {
+        match write_live(store, report, unit, opts, &src, &gone, &where_)? {
+            Ok(files) => break files,
+            Err(bad) if policy == Policy::Fail || !dropped_rows.is_empty() => return Err(bad.error(&src)?),
+            Err(_) => {
+                // The first bad row aborts the attempt (its writers are dropped, so nothing was
+                // published); find every bad row, then write again without them.
+                dropped_rows = find_non_finite(&src, &gone)?;
+                for &r in &dropped_rows {
+                    let (id, v) = src.row(r)?;
+                    let reason = BadRow { row: r, value: first_non_finite(&v).unwrap_or(0) }.reason(&v);
+                    rejects.drop(Dropped { file: &src.rv.path, row: r as i64, id: Some(id), vector: Some(&v), reason }, false)?;
+                    gone.add(r);
+                }
+            }
+        }
+    };
+    let live = src.rows - gone.count();
+    if live + dropped_rows.len() as u64 != unit.rows {
         report.log(
             Level::Warn,
             &format!(
-                "segment {} of {where_}: {live} live rows in the files ({rows} - {} deleted), the meta says {}",
+                "segment {} of {where_}: {} live rows in the files ({} - {} deleted), the meta says {}",
                 unit.segment_id,
-                deleted.count(),
+                live + dropped_rows.len() as u64,
+                src.rows,
+                src.deleted.count(),
                 unit.rows
             ),
         );
     }
-    let bytes_in = 2 * 8 + rows * (row_bytes + ID_BYTES);
-    let mut result = SegmentReport { rows_in: rows, deleted: deleted.count(), rows_out: live, bytes_in, files: vec![] };
+    if rejects.rows + rejects.deletes > 0 {
+        report.log(
+            Level::Warn,
+            &format!(
+                "segment {} of {where_}: {} row(s) and {} deletion(s) dropped (migration.badData: {})",
+                unit.segment_id,
+                rejects.rows,
+                rejects.deletes,
+                policy.name()
+            ),
+        );
+    }
+    let unpaired = src.unpaired.as_ref().map_or(0, |u| u.rows);
+    Ok(SegmentReport {
+        rows_in: src.rows + unpaired,
+        deleted: src.deleted.count(),
+        rows_out: live,
+        bytes_in: 2 * 8 + src.uid.payload + src.rv.payload,
+        files,
+        dropped_rows,
+        ignored_deletes: rejects.deletes,
+        rejects: rejects.finish()?,
+    })
+}
+
+/// The policy's hint, added to a `fail` message.
+fn with_hint(e: Error) -> Error {
+    match e {
+        Error::InvalidInput { file, offset, reason } => Error::InvalidInput {
+            file,
+            offset,
+            reason: format!("{reason} (migration.badData: skip or reject drops such rows and carries on)"),
+        },
+        e => e,
+    }
+}
+
+/// Counts (and rejects) the tail of the longer of `.uid`/`.rv`.
+fn drop_unpaired<S: Store>(src: &SegmentSource<S::R>, u: &Unpaired, rejects: &mut Rejects<S>) -> Result<()> {
+    let ids = u.file == src.uid.path;
+    for k in 0..u.rows {
+        let r = src.rows + k;
+        let (id, vector) = if ids {
+            src.uid.reader.seek(8 + r * ID_BYTES)?;
+            let b = read_exact(&src.uid.reader, ID_BYTES as usize, &src.uid.path, 8 + r * ID_BYTES)?;
+            (Some(i64::from_le_bytes(b[..8].try_into().expect("8 bytes"))), None)
+        } else {
+            src.rv.reader.seek(8 + r * src.row_bytes)?;
+            (None, Some(read_exact(&src.rv.reader, src.row_bytes as usize, &src.rv.path, 8 + r * src.row_bytes)?))
+        };
+        let other = if ids { &src.rv.path } else { &src.uid.path };
+        let reason = format!("row {r} of {} has no partner: {other} holds only {} rows", u.file, src.rows);
+        rejects.drop(Dropped { file: &u.file, row: r as i64, id, vector: vector.as_deref(), reason }, false)?;
+    }
+    Ok(())
+}
+
+/// A live row with a NaN or infinite component (Milvus 2.x refuses such vectors).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BadRow {
+    pub row: u64,
+    /// Index of the first bad component.
+    pub value: usize,
+}
+
+impl BadRow {
+    fn reason(&self, vector: &[u8]) -> String {
+        let v = &vector[self.value * 4..self.value * 4 + 4];
+        format!("component {} of the vector is {}; Milvus 2.x accepts only finite floats", self.value, float_name(v.try_into().expect("4 bytes")))
+    }
+
+    fn error<R: crate::io::Reader>(&self, src: &SegmentSource<R>) -> Result<Error> {
+        let (id, v) = src.row(self.row)?;
+        let at = 8 + self.row * src.row_bytes + 4 * self.value as u64;
+        Ok(with_hint(Error::invalid(src.rv.path.as_str(), Some(at), format!("row {} (id {id}): {}", self.row, self.reason(&v)))))
+    }
+}
+
+/// Every live row (not in `gone`) with a non-finite component, in one pass over `.rv`.
+fn find_non_finite<R: crate::io::Reader>(src: &SegmentSource<R>, gone: &DeletedSet) -> Result<Vec<u64>> {
+    let rb = src.row_bytes;
+    let chunk_rows = ((1u64 << 20) / rb).max(1);
+    let mut out = Vec::new();
+    let mut row = 0;
+    while row < src.rows {
+        let n = chunk_rows.min(src.rows - row);
+        src.rv.reader.seek(8 + row * rb)?;
+        let buf = read_exact(&src.rv.reader, (n * rb) as usize, &src.rv.path, 8 + row * rb)?;
+        for (i, v) in buf.chunks_exact(rb as usize).enumerate() {
+            if !gone.contains(row + i as u64) && first_non_finite(v).is_some() {
+                out.push(row + i as u64);
+            }
+        }
+        row += n;
+    }
+    Ok(out)
+}
+
+/// Streams the live rows (not in `gone`) into the segment's npy files. The outer error is a
+/// failure; the inner one the first live row with a non-finite float, in which case nothing
+/// was published.
+fn write_live<S: Store>(
+    store: &S,
+    report: &impl Report,
+    unit: &SegmentUnit,
+    opts: &DumpOptions,
+    src: &SegmentSource<S::R>,
+    gone: &DeletedSet,
+    where_: &str,
+) -> Result<std::result::Result<Vec<Written>, BadRow>> {
+    let (uid, rv, rows, row_bytes) = (&src.uid, &src.rv, src.rows, src.row_bytes);
+    let (uid_path, rv_path) = (&uid.path, &rv.path);
+    let live = rows - gone.count();
+    let bytes_in = 2 * 8 + uid.payload + rv.payload;
     if live == 0 {
         report.log(Level::Info, &format!("segment {} of {where_} has no live rows; nothing written", unit.segment_id));
         report.progress(0, bytes_in);
-        return Ok(result);
+        return Ok(Ok(vec![]));
     }
+    let check = unit.vector == VectorKind::Float;
+    uid.reader.seek(8)?;
+    rv.reader.seek(8)?;
 
     let groups = FileGroups::new(live, row_bytes, opts.max_group_bytes, &unit.output_dir);
     let open = |k: u64| -> Result<(S::W, S::W)> {
@@ -215,26 +400,33 @@ pub fn dump_segment<S: Store>(
     };
     let (mut part, mut in_part) = (0u64, 0u64);
     let mut out = open(0)?;
+    let mut files = Vec::new();
 
     let chunk_rows = (opts.read_chunk as u64 / row_bytes).max(1);
     let mut row = 0u64;
     let mut written = 0u64;
     while row < rows {
         let n = chunk_rows.min(rows - row);
-        let mut ids = read_exact(&uid.reader, (n * ID_BYTES) as usize, &uid_path, 8 + row * ID_BYTES)?;
-        let runs = live_runs(&deleted, row, row + n);
-        // Few long runs: the host copies the vector bytes itself. Many short ones: they pass
-        // through here, compacted, in one write per chunk.
+        let mut ids = read_exact(&uid.reader, (n * ID_BYTES) as usize, uid_path, 8 + row * ID_BYTES)?;
+        let runs = live_runs(gone, row, row + n);
+        // Few long runs: the host copies (and checks) the vector bytes itself. Many short ones:
+        // they pass through here, checked and compacted, in one write per chunk.
         let direct = runs.len() <= MAX_DIRECT_RUNS;
         let mut vecs = Vec::new();
         if !direct {
-            vecs = read_exact(&rv.reader, (n * row_bytes) as usize, &rv_path, 8 + row * row_bytes)?;
+            rv.reader.seek(8 + row * row_bytes)?;
+            vecs = read_exact(&rv.reader, (n * row_bytes) as usize, rv_path, 8 + row * row_bytes)?;
+            if check {
+                if let Some(bad) = first_live_non_finite(&vecs, row, row_bytes, gone) {
+                    return Ok(Err(bad));
+                }
+            }
             if runs.len() != 1 {
-                compact(&mut vecs, row_bytes as usize, n as usize, row, &deleted);
+                compact(&mut vecs, row_bytes as usize, n as usize, row, gone);
             }
         }
         if runs.len() != 1 || runs[0] != (row, row + n) {
-            compact(&mut ids, ID_BYTES as usize, n as usize, row, &deleted);
+            compact(&mut ids, ID_BYTES as usize, n as usize, row, gone);
         }
         let mut off = 0u64; // live rows of this chunk done
         for (start, end) in runs {
@@ -242,7 +434,10 @@ pub fn dump_segment<S: Store>(
             while s < end {
                 let take = (end - s).min(groups.rows(part) - in_part);
                 if direct {
-                    store.append(&out.0, &rv.reader, 8 + s * row_bytes, take * row_bytes)?;
+                    if let Some(at) = store.append(&out.0, &rv.reader, 8 + s * row_bytes, take * row_bytes, check)? {
+                        let r = (at - 8) / row_bytes;
+                        return Ok(Err(BadRow { row: r, value: ((at - 8 - r * row_bytes) / 4) as usize }));
+                    }
                 } else {
                     out.0.write(&vecs[(off * row_bytes) as usize..((off + take) * row_bytes) as usize])?;
                 }
@@ -251,8 +446,8 @@ pub fn dump_segment<S: Store>(
                 if in_part == groups.rows(part) && part + 1 < groups.count {
                     // Vectors first, ids last: a reader that finds id.npy knows its sibling is complete.
                     let (v, i) = std::mem::replace(&mut out, open(part + 1)?);
-                    result.files.push(v.finish()?);
-                    result.files.push(i.finish()?);
+                    files.push(v.finish()?);
+                    files.push(i.finish()?);
                     (part, in_part) = (part + 1, 0);
                 }
             }
@@ -262,9 +457,26 @@ pub fn dump_segment<S: Store>(
         row += n;
     }
     debug_assert_eq!(written, live);
-    result.files.push(out.0.finish()?);
-    result.files.push(out.1.finish()?);
-    Ok(result)
+    files.push(out.0.finish()?);
+    files.push(out.1.finish()?);
+    Ok(Ok(files))
+}
+
+/// The first live row of `vecs` (rows from `first`) with a non-finite component.
+fn first_live_non_finite(vecs: &[u8], first: u64, row_bytes: u64, gone: &DeletedSet) -> Option<BadRow> {
+    let mut from = 0usize;
+    while let Some(i) = first_non_finite(&vecs[from..]) {
+        let byte = from + 4 * i;
+        let r = byte as u64 / row_bytes;
+        if !gone.contains(first + r) {
+            return Some(BadRow { row: first + r, value: ((byte as u64 - r * row_bytes) / 4) as usize });
+        }
+        from = ((r + 1) * row_bytes) as usize;
+        if from >= vecs.len() {
+            break;
+        }
+    }
+    None
 }
 
 /// How a segment's live rows are cut into file groups (one import each) so that no group
@@ -462,5 +674,76 @@ mod tests {
         assert_eq!(body(&store, "c/_default/s/data.npy"), [0xAA, 0x01, 0xCC, 0x03]);
         let header = store.get(Role::Target, "c/_default/s/data.npy").unwrap();
         assert!(std::str::from_utf8(&header[10..70]).unwrap().starts_with("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2), }"));
+    }
+
+    fn ids_of(store: &MemStore, path: &str) -> Vec<i64> {
+        body(store, path).chunks(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()
+    }
+
+    /// Rows 3 and 7 of a 10-row segment get a NaN and an infinity.
+    fn poisoned(store: &MemStore) {
+        segment(store, 10, &[5]);
+        let mut rv = store.get(Role::Source, "t/s/s.rv").unwrap();
+        rv[8 + 3 * 8 + 4..8 + 3 * 8 + 8].copy_from_slice(&f32::NAN.to_le_bytes());
+        rv[8 + 7 * 8..8 + 7 * 8 + 4].copy_from_slice(&f32::INFINITY.to_le_bytes());
+        store.put(Role::Source, "t/s/s.rv", rv);
+    }
+
+    #[test]
+    fn non_finite_floats_fail_by_default_naming_row_id_and_offset() {
+        for read_chunk in [1 << 20, 16] {
+            let store = MemStore::default();
+            poisoned(&store);
+            let opts = DumpOptions { read_chunk, ..Default::default() };
+            let err = dump_segment(&store, &MemReport::default(), &unit(9), &opts).unwrap_err().to_string();
+            assert!(err.contains("t/s/s.rv at offset 36") && err.contains("row 3 (id 1003): component 1 of the vector is NaN"), "{err}");
+            assert!(err.contains("migration.badData: skip or reject"), "{err}");
+            assert!(store.paths(Role::Target).is_empty(), "nothing published: {:?}", store.paths(Role::Target));
+        }
+    }
+
+    #[test]
+    fn skip_and_reject_drop_non_finite_rows_on_both_copy_paths() {
+        // 1 MiB chunks: the host-copy path; 16-byte chunks with every other row deleted: the
+        // pass-through path.
+        for (read_chunk, policy) in [(1 << 20, Policy::Skip), (16, Policy::Reject), (1 << 20, Policy::Reject)] {
+            let store = MemStore::default();
+            poisoned(&store);
+            let opts = DumpOptions { read_chunk, bad_data: policy, ..Default::default() };
+            let r = dump_segment(&store, &MemReport::default(), &unit(9), &opts).unwrap();
+            assert_eq!((r.rows_in, r.deleted, r.rows_out, r.dropped_rows.clone()), (10, 1, 7, vec![3, 7]));
+            assert_eq!(ids_of(&store, "c/_default/s/id.npy"), [1000, 1001, 1002, 1004, 1006, 1008, 1009]);
+            let header = store.get(Role::Target, "c/_default/s/data.npy").unwrap();
+            assert!(std::str::from_utf8(&header[10..70]).unwrap().contains("'shape': (7, 2), }"));
+            match policy {
+                Policy::Reject => {
+                    let text = String::from_utf8(store.get(Role::Target, "_rejects/c/_default/s.jsonl").unwrap()).unwrap();
+                    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+                    assert_eq!(lines.len(), 2);
+                    assert_eq!(lines[0]["id"], 1003);
+                    assert_eq!(lines[0]["vector"], serde_json::json!([3.0, "NaN"]));
+                    assert_eq!(lines[1]["vector"], serde_json::json!(["inf", -7.0]));
+                    assert_eq!(r.rejects.as_ref().unwrap().path, "_rejects/c/_default/s.jsonl");
+                }
+                _ => assert!(store.get(Role::Target, "_rejects/c/_default/s.jsonl").is_none()),
+            }
+        }
+    }
+
+    #[test]
+    fn unpaired_rows_and_outside_deletions_follow_the_policy() {
+        let store = MemStore::default();
+        segment(&store, 4, &[1, 9]);
+        // Two more ids than vectors.
+        store.put(Role::Source, "t/s/s.uid", counted((0..6).flat_map(|i| (1000 + i as i64).to_le_bytes()).collect()));
+        let err = dump_segment(&store, &MemReport::default(), &unit(3), &DumpOptions::default()).unwrap_err().to_string();
+        assert!(err.contains("expected 48 bytes of vectors") && err.contains("migration.badData"), "{err}");
+        let opts = DumpOptions { bad_data: Policy::Reject, ..Default::default() };
+        let r = dump_segment(&store, &MemReport::default(), &unit(3), &opts).unwrap();
+        assert_eq!((r.rows_in, r.rows_out, r.ignored_deletes), (6, 3, 1));
+        assert_eq!(ids_of(&store, "c/_default/s/id.npy"), [1000, 1002, 1003]);
+        let text = String::from_utf8(store.get(Role::Target, "_rejects/c/_default/s.jsonl").unwrap()).unwrap();
+        assert!(text.contains(r#""id":1004"#) && text.contains(r#""id":1005"#) && text.contains("has no partner"), "{text}");
+        assert!(text.contains(r#""deletedOffset":9"#), "{text}");
     }
 }

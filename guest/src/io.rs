@@ -31,8 +31,10 @@ pub trait Writer {
 pub trait Store {
     type R: Reader;
     type W: Writer;
-    /// Appends `len` bytes of `src` from `offset` to `dst` (bytes do not pass through the engine).
-    fn append(&self, dst: &Self::W, src: &Self::R, offset: u64, len: u64) -> Result<()>;
+    /// Appends `len` bytes of `src` from `offset` to `dst` (bytes do not pass through the
+    /// engine). With `finite_f32`, stops at the first NaN or infinite f32 and returns its offset
+    /// in `src` (then `dst` must be dropped).
+    fn append(&self, dst: &Self::W, src: &Self::R, offset: u64, len: u64, finite_f32: bool) -> Result<Option<u64>>;
     fn open(&self, role: Role, path: &str) -> Result<Self::R>;
     fn create(&self, role: Role, path: &str) -> Result<Self::W>;
     fn stat(&self, role: Role, path: &str) -> Result<Option<u64>>;
@@ -104,6 +106,22 @@ pub struct ImportOutcome {
     pub reason: String,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportState {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+}
+
+/// An import task the server remembers; `files` is none when the server does not say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportTask {
+    pub id: i64,
+    pub state: ImportState,
+    pub files: Option<Vec<String>>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entity {
     pub id: i64,
@@ -121,6 +139,7 @@ pub trait Milvus {
     fn load(&self, collection: &str) -> Result<()>;
     fn import_files(&self, collection: &str, partition: &str, files: &[String]) -> Result<i64>;
     fn await_import(&self, task: i64) -> Result<ImportOutcome>;
+    fn list_imports(&self, collection: &str) -> Result<Vec<ImportTask>>;
     fn flush(&self, collection: &str) -> Result<()>;
     fn count_rows(&self, collection: &str, partition: Option<&str>) -> Result<u64>;
     fn get_entities(&self, collection: &str, id_field: &str, vector_field: &str, ids: &[i64]) -> Result<Vec<Entity>>;
@@ -221,11 +240,18 @@ pub mod memory {
     impl Store for MemStore {
         type R = MemReader;
         type W = MemWriter;
-        fn append(&self, dst: &MemWriter, src: &MemReader, offset: u64, len: u64) -> Result<()> {
+        fn append(&self, dst: &MemWriter, src: &MemReader, offset: u64, len: u64, finite_f32: bool) -> Result<Option<u64>> {
             let (a, b) = (offset as usize, (offset + len) as usize);
+            if finite_f32 {
+                if let Some(i) = crate::bad_data::first_non_finite(&src.data[a..b]) {
+                    dst.write(&src.data[a..a + 4 * i])?;
+                    src.pos.set(a + 4 * i);
+                    return Ok(Some((a + 4 * i) as u64));
+                }
+            }
             dst.write(&src.data[a..b])?;
             src.pos.set(b);
-            Ok(())
+            Ok(None)
         }
         fn open(&self, role: Role, path: &str) -> Result<MemReader> {
             let data = self.get(role, path).ok_or_else(|| Error::NotFound(path.to_string()))?;

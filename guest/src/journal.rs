@@ -4,7 +4,9 @@
 //! ```text
 //! _journal/<collection>/<partition dir>/<segment>.json   {"task": 7, "state": "completed", ...}
 //! ```
-//! Written before waiting on a submitted task (state `submitted`) and again when it ends.
+//! Written three times: before the import is submitted (`submitting`, the intent: a run killed
+//! right after submitting asks the server whether the task exists instead of submitting again),
+//! once the server has given the task id (`submitted`), and when the task ends.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +19,7 @@ const MAX_ENTRY_BYTES: u64 = 1 << 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
+    Submitting,
     Submitted,
     Completed,
     Failed,

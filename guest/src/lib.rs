@@ -2,6 +2,7 @@
 //!
 //! Pure modules (natively testable) do the work; [`adapter`] is the only place that knows WIT.
 
+pub mod bad_data;
 pub mod dump;
 pub mod error;
 pub mod index;

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::index::{map_index, IndexMode, IndexSpec, Version};
-use crate::io::{FieldType, IndexInfo, Level, Milvus, NewCollection, Report, Store};
+use crate::io::{FieldType, ImportState, ImportTask, IndexInfo, Level, Milvus, NewCollection, Report, Store};
 use crate::journal::{self, Entry, State};
 use crate::manifest::{read_manifest, CollectionEntry, Manifest};
 use crate::meta::VectorKind;
@@ -50,6 +50,8 @@ pub struct FileGroup {
     pub segment_id: String,
     pub files: Vec<String>,
     pub rows: u64,
+    /// Segment rows the dump's bad-data policy dropped.
+    pub dropped_rows: Vec<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -192,11 +194,11 @@ pub fn map_collections<M: Milvus>(
             for s in p.segments.iter().filter(|s| !s.files.is_empty()) {
                 if s.groups.is_empty() {
                     let files = s.files.iter().map(|f| f.path.clone()).collect();
-                    groups.push(FileGroup { segment_id: s.segment.clone(), files, rows: s.rows });
+                    groups.push(FileGroup { segment_id: s.segment.clone(), files, rows: s.rows, dropped_rows: s.dropped_rows.clone() });
                 }
                 for g in &s.groups {
                     let files = s.files.iter().filter(|f| f.path.rsplit_once('/').map(|x| x.0) == Some(g.dir.as_str())).map(|f| f.path.clone()).collect();
-                    groups.push(FileGroup { segment_id: s.segment.clone(), files, rows: g.rows });
+                    groups.push(FileGroup { segment_id: s.segment.clone(), files, rows: g.rows, dropped_rows: s.dropped_rows.clone() });
                 }
             }
             partitions.push(PartitionLoad { tag: p.tag.clone(), name, table_id: p.table_id.clone(), rows: p.rows, groups });
@@ -286,6 +288,15 @@ pub fn load_collection(store: &impl Store, milvus: &impl Milvus, report: &impl R
     for p in &c.partitions {
         for g in &p.groups {
             let jpath = journal::path_for(&g.files[0]);
+            let entry = |task, state| Entry {
+                collection: c.name.clone(),
+                partition: p.name.clone(),
+                files: g.files.clone(),
+                task,
+                state,
+                rows: g.rows,
+                reason: String::new(),
+            };
             match journal::read(store, &jpath)? {
                 Some(e) if e.state == State::Completed => {
                     out.skipped += 1;
@@ -296,19 +307,19 @@ pub fn load_collection(store: &impl Store, milvus: &impl Milvus, report: &impl R
                     waiting.push((p, g, jpath, e.task));
                     continue;
                 }
+                Some(e) if e.state == State::Submitting => {
+                    if let Some(task) = submitted_earlier(milvus, &c.name, g)? {
+                        report.log(Level::Info, &format!("segment {}: an earlier run's import reached the server as task {task}; waiting on it", g.segment_id));
+                        journal::write(store, &jpath, &entry(task, State::Submitted))?;
+                        waiting.push((p, g, jpath, task));
+                        continue;
+                    }
+                }
                 _ => {}
             }
+            journal::write(store, &jpath, &entry(0, State::Submitting))?;
             let task = milvus.import_files(&c.name, &p.name, &g.files)?;
-            let entry = Entry {
-                collection: c.name.clone(),
-                partition: p.name.clone(),
-                files: g.files.clone(),
-                task,
-                state: State::Submitted,
-                rows: g.rows,
-                reason: String::new(),
-            };
-            journal::write(store, &jpath, &entry)?;
+            journal::write(store, &jpath, &entry(task, State::Submitted))?;
             waiting.push((p, g, jpath, task));
         }
     }
@@ -366,6 +377,36 @@ pub fn load_collection(store: &impl Store, milvus: &impl Milvus, report: &impl R
         }
     }
     Ok(out)
+}
+
+/// The task of an import of `g` that an interrupted run submitted without recording its id: a
+/// task the server remembers with exactly these files that did not fail. None when there is
+/// none (the run stopped before the server took it, or the server failed it).
+fn submitted_earlier(milvus: &impl Milvus, collection: &str, g: &FileGroup) -> Result<Option<i64>> {
+    let mut want = g.files.clone();
+    want.sort();
+    let tasks = milvus.list_imports(collection)?;
+    let same = |t: &&ImportTask| {
+        t.files.as_ref().is_some_and(|f| {
+            let mut f = f.clone();
+            f.sort();
+            f == want
+        })
+    };
+    if let Some(t) = tasks.iter().filter(same).filter(|t| t.state != ImportState::Failed).max_by_key(|t| t.id) {
+        return Ok(Some(t.id));
+    }
+    if tasks.iter().any(|t| t.files.is_none()) {
+        return Err(Error::Unsupported(format!(
+            "segment {}: an earlier run was stopped while submitting its import, and this server does not say which \
+             files its import tasks read, so whether that import ran cannot be told. Check the row count of {collection:?}; \
+             if the segment's {} rows are missing, delete its journal entry {} and run load again",
+            g.segment_id,
+            g.rows,
+            journal::path_for(&g.files[0])
+        )));
+    }
+    Ok(None)
 }
 
 /// Deletes a verified collection's staged npy files; the manifest and journal stay.

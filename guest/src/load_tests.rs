@@ -26,6 +26,9 @@ struct FakeMilvus {
     fail_next: Cell<bool>,
     failed: RefCell<Vec<i64>>,
     indexes: RefCell<Vec<IndexInfo>>,
+    /// What `list_imports` answers (every import is recorded); `None` files as 2.4+ servers.
+    tasks: RefCell<Vec<ImportTask>>,
+    hide_files: Cell<bool>,
 }
 
 fn npy_body(b: &[u8]) -> &[u8] {
@@ -77,7 +80,10 @@ impl Milvus for FakeMilvus {
     fn import_files(&self, collection: &str, partition: &str, files: &[String]) -> Result<i64> {
         self.imports.set(self.imports.get() + 1);
         let task = self.imports.get() as i64;
-        if self.fail_next.replace(false) {
+        let failed = self.fail_next.replace(false);
+        let state = if failed { ImportState::Failed } else { ImportState::Completed };
+        self.tasks.borrow_mut().push(ImportTask { id: task, state, files: Some(files.to_vec()) });
+        if failed {
             self.failed.borrow_mut().push(task);
             return Ok(task);
         }
@@ -95,6 +101,10 @@ impl Milvus for FakeMilvus {
     fn await_import(&self, task: i64) -> Result<ImportOutcome> {
         let failed = self.failed.borrow().contains(&task);
         Ok(ImportOutcome { completed: !failed, rows: 0, reason: if failed { "disk quota".into() } else { String::new() } })
+    }
+    fn list_imports(&self, _: &str) -> Result<Vec<ImportTask>> {
+        let hide = self.hide_files.get();
+        Ok(self.tasks.borrow().iter().map(|t| ImportTask { files: if hide { None } else { t.files.clone() }, ..t.clone() }).collect())
     }
     fn flush(&self, _: &str) -> Result<()> {
         Ok(())
@@ -226,6 +236,66 @@ fn a_failed_import_is_reported_and_retried_by_the_next_run() {
     let r = load_collection(&store, &milvus, &MemReport::default(), &plan.collections[0]).unwrap();
     assert_eq!((r.imported, r.skipped), (1, 1));
     assert_eq!(milvus.count_rows("c", None).unwrap(), 7);
+}
+
+/// Rewinds every journal entry to `submitting`, as a run killed between submitting an import
+/// and recording its task id leaves it.
+fn rewind_journal(store: &MemStore) {
+    for path in store.paths(Role::Target).into_iter().filter(|p| p.starts_with("_journal/")) {
+        let mut e = crate::journal::read(store, &path).unwrap().unwrap();
+        (e.state, e.task) = (crate::journal::State::Submitting, 0);
+        crate::journal::write(store, &path, &e).unwrap();
+    }
+}
+
+#[test]
+fn an_import_submitted_but_not_recorded_is_found_on_the_server_not_repeated() {
+    let store = dumped();
+    let milvus = FakeMilvus { store: store.clone(), ..Default::default() };
+    let plan = plan_load(&store, &milvus, &opts()).unwrap();
+    load_collection(&store, &milvus, &MemReport::default(), &plan.collections[0]).unwrap();
+    rewind_journal(&store);
+    let r = load_collection(&store, &milvus, &MemReport::default(), &plan.collections[0]).unwrap();
+    assert_eq!(milvus.imports.get(), 2, "no import was submitted again");
+    assert_eq!(r.imported, 2, "the earlier tasks were adopted and awaited");
+    assert_eq!(milvus.count_rows("c", None).unwrap(), 7);
+    let e = crate::journal::read(&store, "_journal/c/_default/s1.json").unwrap().unwrap();
+    assert_eq!((e.state, e.task), (crate::journal::State::Completed, 1));
+}
+
+#[test]
+fn an_intent_the_server_never_saw_is_submitted_once() {
+    let store = dumped();
+    let milvus = FakeMilvus { store: store.clone(), ..Default::default() };
+    let plan = plan_load(&store, &milvus, &opts()).unwrap();
+    load_collection(&store, &milvus, &MemReport::default(), &plan.collections[0]).unwrap();
+    rewind_journal(&store);
+    // The server forgot the tasks and the rows (as if the run stopped before Import reached it).
+    milvus.tasks.borrow_mut().clear();
+    milvus.collections.borrow_mut().get_mut("c").unwrap().1.values_mut().for_each(Vec::clear);
+    let r = load_collection(&store, &milvus, &MemReport::default(), &plan.collections[0]).unwrap();
+    assert_eq!((r.imported, milvus.imports.get()), (2, 4));
+    assert_eq!(milvus.count_rows("c", None).unwrap(), 7);
+
+    // A failed task with the same files does not count as done.
+    rewind_journal(&store);
+    milvus.tasks.borrow_mut().iter_mut().for_each(|t| t.state = ImportState::Failed);
+    milvus.collections.borrow_mut().get_mut("c").unwrap().1.values_mut().for_each(Vec::clear);
+    load_collection(&store, &milvus, &MemReport::default(), &plan.collections[0]).unwrap();
+    assert_eq!(milvus.count_rows("c", None).unwrap(), 7);
+}
+
+#[test]
+fn an_intent_that_cannot_be_checked_stops_instead_of_guessing() {
+    let store = dumped();
+    let milvus = FakeMilvus { store: store.clone(), ..Default::default() };
+    let plan = plan_load(&store, &milvus, &opts()).unwrap();
+    load_collection(&store, &milvus, &MemReport::default(), &plan.collections[0]).unwrap();
+    rewind_journal(&store);
+    milvus.hide_files.set(true);
+    let err = load_collection(&store, &milvus, &MemReport::default(), &plan.collections[0]).unwrap_err().to_string();
+    assert!(err.contains("whether that import ran cannot be told") && err.contains("_journal/c/_default/s1.json"), "{err}");
+    assert_eq!(milvus.imports.get(), 2);
 }
 
 #[test]

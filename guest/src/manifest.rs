@@ -58,6 +58,19 @@ pub struct SegmentEntry {
     /// The file groups (one import each): one, or several when the segment was split.
     #[serde(default)]
     pub groups: Vec<GroupEntry>,
+    /// Rows the bad-data policy dropped (segment row offsets), which verify does not expect.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped_rows: Vec<u64>,
+    /// Deletions of rows outside the segment, ignored by the policy.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ignored_deletes: u64,
+    /// The reject file of the segment (policy `reject`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejects: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,6 +115,9 @@ pub fn build(plan: &DumpPlan, opts: &DumpOptions, reports: &[SegmentReport]) -> 
                     rows_in: r.rows_in,
                     deleted: r.deleted,
                     rows: r.rows_out,
+                    dropped_rows: r.dropped_rows.clone(),
+                    ignored_deletes: r.ignored_deletes,
+                    rejects: r.rejects.as_ref().map(|w| w.path.clone()),
                     files: r
                         .files
                         .iter()

@@ -13,11 +13,13 @@ pub struct DumpOptions {
     pub read_chunk: u32,
     /// Largest npy payload of one file group (one import); 0 for no limit.
     pub max_group_bytes: u64,
+    /// What to do with rows Milvus 2.x would refuse or that cannot be paired.
+    pub bad_data: crate::bad_data::Policy,
 }
 
 impl Default for DumpOptions {
     fn default() -> Self {
-        DumpOptions { collections: vec![], id_field: "id".into(), vector_field: "data".into(), read_chunk: 1 << 20, max_group_bytes: 0 }
+        DumpOptions { collections: vec![], id_field: "id".into(), vector_field: "data".into(), read_chunk: 1 << 20, max_group_bytes: 0, bad_data: Default::default() }
     }
 }
 

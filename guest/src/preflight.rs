@@ -71,7 +71,7 @@ pub fn plan_migration<M: Milvus>(
         let (check, rows_in) = check_files(store, u);
         checks.push(check);
         let rows_in = rows_in.unwrap_or(u.rows);
-        reports.push(SegmentReport { rows_in, deleted: rows_in.saturating_sub(u.rows), rows_out: u.rows, bytes_in: u.file_size, files: vec![] });
+        reports.push(SegmentReport { rows_in, deleted: rows_in.saturating_sub(u.rows), rows_out: u.rows, bytes_in: u.file_size, ..Default::default() });
     }
     let planned = manifest::build(&dump, dopts, &reports)?;
     let (reachable, version) = match milvus.server_version() {

@@ -98,7 +98,7 @@ pub fn verify_collection(store: &impl Store, milvus: &impl Milvus, report: &impl
         for g in &p.groups {
             let what = format!("collection {:?} partition {:?}", c.name, p.name);
             let src = open_segment(store, report, &p.table_id, &g.segment_id, c.vector, c.dim, &what)?;
-            let live = spread(src.rows, LIVE_SAMPLES, |r| !src.deleted.contains(r));
+            let live = spread(src.rows, LIVE_SAMPLES, |r| !src.deleted.contains(r) && g.dropped_rows.binary_search(&r).is_err());
             let dead: Vec<u64> = src.deleted.iter().take(DELETED_SAMPLES).collect();
             let mut rows = Vec::new();
             for &r in live.iter().chain(&dead) {

@@ -54,6 +54,12 @@ Keys of our own (section `migration`):
   migration.onExists                            fail | append (default) | skip, for existing collections
   migration.cleanup                             keep (default) | delete: remove the staged npy files
                                                 after a verified load (manifest and journal stay)
+  migration.badData                             fail (default) | skip | reject: rows Milvus 2.x refuses
+                                                (NaN/inf floats), ids without vectors or the reverse,
+                                                deletions of rows that do not exist. fail stops with
+                                                the file, offset and reason; skip drops and counts
+                                                them; reject also writes them with the reason to
+                                                <outputDir>/_rejects/<segment dir>.jsonl
 A local target (target.mode local) is imported by absolute path, so Milvus must use local
 storage on this machine (common.storageType: local).
 Unknown keys are errors, reported with their line.";
@@ -71,6 +77,10 @@ pub struct Cli {
     /// More log output (-v: debug); overrides log.level.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Where dump, load, verify and migrate write their JSON run report (default:
+    /// ./milvus-migration-<command>-<UTC time>.json). Written on failure too.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,13 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// The message, as printed.
+    pub fn message(&self) -> String {
+        match self {
+            Failure::Usage(e) | Failure::Run(e) => format!("{e:#}"),
+        }
+    }
+
     pub fn report(&self) -> ExitCode {
         match self {
             Failure::Usage(e) => {

@@ -3,10 +3,12 @@
 mod bindings;
 mod caps;
 mod cli;
+mod crash;
 mod exit;
 mod job;
 mod pb;
 mod progress;
+mod run_report;
 mod sandbox;
 mod settings;
 mod state;
@@ -17,7 +19,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+use std::path::PathBuf;
+
 use cli::{Cli, Command};
+use run_report::Recorder;
 use exit::Failure;
 use settings::{Needs, Settings};
 
@@ -45,7 +50,15 @@ fn settings(config: Option<&std::path::Path>, collections: Vec<String>, needs: N
     Ok(s)
 }
 
+/// Writes the run report of a command that ran (however it ended), and passes its result on.
+fn reported(rec: &Recorder, result: Result<(), Failure>, path: Option<PathBuf>) -> Result<(), Failure> {
+    let path = path.unwrap_or_else(|| run_report::default_path(&rec.command()));
+    rec.finish(result.as_ref().map(|_| ()).map_err(Failure::message), &path);
+    result
+}
+
 async fn run(cli: Cli) -> Result<(), Failure> {
+    let report_path = cli.report.clone();
     match cli.command {
         Command::Version => {
             println!("milvus-migration {} (component API milvus:migration@0.1.0)", env!("CARGO_PKG_VERSION"));
@@ -57,16 +70,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Dump(args) => {
             let s = settings(args.config.as_deref(), args.collections, Needs { meta: true, milvus: false }, cli.verbose)?;
-            job::dump::run(&s).await
+            let rec = Recorder::new("dump", args.config);
+            reported(&rec, job::dump::run(&s, &rec).await, report_path)
         }
         Command::Load(args) => {
             let c = args.common;
             let s = settings(c.config.as_deref(), c.collections, Needs { meta: false, milvus: true }, cli.verbose)?;
-            job::load::run(&s, !args.no_verify).await
+            let rec = Recorder::new("load", c.config);
+            reported(&rec, job::load::run(&s, !args.no_verify, &rec).await, report_path)
         }
         Command::Verify(c) => {
             let s = settings(c.config.as_deref(), c.collections, Needs { meta: false, milvus: true }, cli.verbose)?;
-            job::load::verify(&s).await
+            let rec = Recorder::new("verify", c.config);
+            reported(&rec, job::load::verify(&s, &rec).await, report_path)
         }
         Command::Plan(args) => {
             let c = args.common;
@@ -75,14 +91,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Migrate(c) => {
             let s = settings(c.config.as_deref(), c.collections, Needs { meta: true, milvus: true }, cli.verbose)?;
-            // The export step: a meta.json of the source, kept next to the dump.
-            if let (Some(meta), settings::StoreSetting::Local(out)) = (&s.meta, &s.target) {
-                if let (_, Some(db)) = job::dump::meta_source(meta, &s.source).await? {
-                    job::export::export(db, out).await?;
+            let rec = Recorder::new("migrate", c.config);
+            let result = async {
+                // The export step: a meta.json of the source, kept next to the dump.
+                if let (Some(meta), settings::StoreSetting::Local(out)) = (&s.meta, &s.target) {
+                    if let (_, Some(db)) = job::dump::meta_source(meta, &s.source).await? {
+                        job::export::export(db, out).await?;
+                    }
                 }
+                job::dump::run(&s, &rec).await?;
+                job::load::run(&s, true, &rec).await
             }
-            job::dump::run(&s).await?;
-            job::load::run(&s, true).await
+            .await;
+            reported(&rec, result, report_path)
         }
     }
 }

@@ -211,6 +211,7 @@ struct Ours {
     description: Option<String>,
     on_exists: Option<String>,
     cleanup: Option<String>,
+    bad_data: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -392,6 +393,14 @@ pub enum IndexChoice {
 }
 
 /// `migration.onExists`: what to do with a target collection that already exists.
+/// `migration.badData`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadData {
+    Fail,
+    Skip,
+    Reject,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnExists {
     Fail,
@@ -430,6 +439,8 @@ pub struct Settings {
     pub index: IndexChoice,
     /// Largest npy payload of one import (`migration.maxGroupMiB`).
     pub max_group_bytes: u64,
+    /// `migration.badData`: fail, skip or reject rows 2.x would refuse or that cannot be paired.
+    pub bad_data: BadData,
     pub collection: CollectionSettings,
     /// Load collections into memory after the import.
     pub load_after: bool,
@@ -605,6 +616,15 @@ impl Settings {
                 OnExists::Append
             }
         };
+        let bad_data = match f.migration.bad_data.as_deref().unwrap_or("fail") {
+            "fail" => BadData::Fail,
+            "skip" => BadData::Skip,
+            "reject" => BadData::Reject,
+            b => {
+                problems.push(format!("migration.badData {b:?} is not one of fail, skip, reject"));
+                BadData::Fail
+            }
+        };
         let delete_staged = match f.migration.cleanup.as_deref().unwrap_or("keep") {
             "keep" => false,
             "delete" => true,
@@ -648,6 +668,7 @@ impl Settings {
             index,
             load_after: f.migration.load.unwrap_or(true),
             max_group_bytes: f.migration.max_group_mib.unwrap_or(DEFAULT_MAX_GROUP_MIB) << 20,
+            bad_data,
             collection: target_collections,
             read_chunk,
             meta,

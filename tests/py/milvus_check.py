@@ -8,7 +8,8 @@ FILE.json:
    "partitions": {"_default": N, "p1": M},
    "vectors": [{"id": 123, "partition": "_default", "float": [...]},
                {"id": 124, "partition": "p1", "binary_hex": "00ff.."}],
-   "absent_ids": [...]}
+   "absent_ids": [...],
+   "exact_ids": [...]}            (optional: each of these ids must be stored exactly once)
 
 Connects, creates a FLAT (L2) / BIN_FLAT (HAMMING) index only if the collection has none, loads it if
 needed, then checks with consistency_level="Strong":
@@ -195,6 +196,20 @@ def main():
               and got_params == want_index.get("params", {}))
         c.check(ok, f"index is {want_index} (got {idx})")
         c.check(utility.load_state(name) == LoadState.Loaded, "collection is loaded")
+
+    # Exactly once: every expected id is stored exactly one time (with the count(*) checks above,
+    # this means no duplicates and no gaps).
+    exact = spec.get("exact_ids")
+    if exact is not None:
+        seen = {}
+        for s in range(0, len(exact), BATCH):
+            rows = coll.query(expr=expr_in(pk, exact[s:s + BATCH]), output_fields=[pk], consistency_level=STRONG)
+            for r in rows:
+                seen[r[pk]] = seen.get(r[pk], 0) + 1
+        dup = sorted(i for i, n in seen.items() if n > 1)
+        missing = sorted(set(exact) - set(seen))
+        c.check(not dup, f"no id stored twice among {len(exact)}" + (f" (repeated: {dup[:10]})" if dup else ""))
+        c.check(not missing, f"every one of {len(exact)} ids present" + (f" (missing: {missing[:10]})" if missing else ""))
 
     # Searches: each stored vector finds its own id first.
     for q in spec.get("search", []):

@@ -25,7 +25,7 @@ async fn dump_peak_rss_kib(dir: &Path, rows: u64) -> i64 {
     let g = generate(&spec, &dir.join("src"), false).await.unwrap();
     let meta = format!("  mode: sqlite\n  sqliteFile: {}", g.meta_sqlite.display());
     let cfg = dump_config(dir, &meta, &g.tables, &dir.join("out"), "");
-    let child = Command::new(binary()).args(["dump", "--config"]).arg(&cfg).spawn().unwrap();
+    let child = Command::new(binary()).current_dir(dir).args(["dump", "--config"]).arg(&cfg).spawn().unwrap();
     let mut status = 0;
     // SAFETY: plain wait4 on our own child; rusage is a plain C struct.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };

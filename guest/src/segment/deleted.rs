@@ -4,7 +4,8 @@
 //! (a bitset: one bit per row, however many offsets the file lists). Two layouts exist: the
 //! usual u64 byte-count header then the offsets, and an older header-less list of offsets.
 //! Bytes after the counted payload (possible in 1.1.1+, which rewrites without truncating) are
-//! ignored. An offset outside the segment is corruption.
+//! ignored. An offset outside the segment is corruption: the reader collects such offsets and
+//! the caller decides (migration.badData).
 
 use crate::error::{Error, Result};
 use crate::io::{read_exact, Reader};
@@ -17,7 +18,13 @@ pub struct DeletedSet {
     bits: Vec<u64>,
     rows: u64,
     count: u64,
+    /// Offsets outside the segment: how many, and the first few with their byte offsets.
+    pub outside: u64,
+    pub outside_first: Vec<(i32, u64)>,
 }
+
+/// Out-of-range offsets kept for messages and reject files.
+const OUTSIDE_KEPT: usize = 1000;
 
 /// How the file was laid out, for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +38,7 @@ pub enum Layout {
 
 impl DeletedSet {
     pub fn empty(rows: u64) -> Self {
-        DeletedSet { bits: vec![0; rows.div_ceil(64) as usize], rows, count: 0 }
+        DeletedSet { bits: vec![0; rows.div_ceil(64) as usize], rows, count: 0, outside: 0, outside_first: vec![] }
     }
 
     /// Distinct deleted rows.
@@ -65,20 +72,31 @@ impl DeletedSet {
         false
     }
 
-    fn insert(&mut self, offset: i32, rows: u64, path: &str, at: u64) -> Result<()> {
-        if offset < 0 || offset as u64 >= rows {
-            return Err(Error::invalid(
-                path,
-                Some(at),
-                format!("deleted row offset {offset} is outside the segment, which has {rows} rows"),
-            ));
-        }
-        let (w, b) = ((offset as u64 / 64) as usize, offset as u64 % 64);
-        if self.bits[w] & (1 << b) == 0 {
+    /// Marks `row` deleted (also used for rows dropped by the bad-data policy).
+    pub fn add(&mut self, row: u64) {
+        let (w, b) = ((row / 64) as usize, row % 64);
+        if row < self.rows && self.bits[w] & (1 << b) == 0 {
             self.bits[w] |= 1 << b;
             self.count += 1;
         }
-        Ok(())
+    }
+
+    fn insert(&mut self, offset: i32, at: u64) {
+        if offset < 0 || offset as u64 >= self.rows {
+            self.outside += 1;
+            if self.outside_first.len() < OUTSIDE_KEPT {
+                self.outside_first.push((offset, at));
+            }
+            return;
+        }
+        self.add(offset as u64);
+    }
+
+    /// The error for the first out-of-range offset, if any.
+    pub fn outside_error(&self, path: &str) -> Option<Error> {
+        let &(offset, at) = self.outside_first.first()?;
+        let more = if self.outside > 1 { format!(" ({} such offsets in all)", self.outside) } else { String::new() };
+        Some(Error::invalid(path, Some(at), format!("deleted row offset {offset} is outside the segment, which has {} rows{more}", self.rows)))
     }
 
     /// Reads a whole `deleted_docs` file for a segment of `rows` rows.
@@ -116,7 +134,7 @@ impl DeletedSet {
             let buf = read_exact(reader, n, path, start + done)?;
             for (i, c) in buf.chunks_exact(4).enumerate() {
                 let at = start + done + 4 * i as u64;
-                set.insert(i32::from_le_bytes(c.try_into().expect("4 bytes")), rows, path, at)?;
+                set.insert(i32::from_le_bytes(c.try_into().expect("4 bytes")), at);
             }
             done += n as u64;
         }
@@ -180,12 +198,15 @@ mod tests {
     }
 
     #[test]
-    fn out_of_range_names_the_offset() {
-        let err = read(counted(&[1, 5]), 5).unwrap_err();
+    fn out_of_range_offsets_are_collected_and_named() {
+        let (set, _) = read(counted(&[1, 5]), 5).unwrap();
+        assert_eq!((set.count(), set.outside), (1, 1));
         assert_eq!(
-            err,
-            Error::invalid("t/s/deleted_docs", Some(12), "deleted row offset 5 is outside the segment, which has 5 rows")
+            set.outside_error("t/s/deleted_docs"),
+            Some(Error::invalid("t/s/deleted_docs", Some(12), "deleted row offset 5 is outside the segment, which has 5 rows"))
         );
-        assert!(read(counted(&[-1]), 5).is_err());
+        let (set, _) = read(counted(&[-1, 9, 2]), 5).unwrap();
+        assert_eq!((set.count(), set.outside, set.outside_first.clone()), (1, 2, vec![(-1, 8), (9, 12)]));
+        assert!(set.outside_error("d").unwrap().to_string().contains("(2 such offsets in all)"));
     }
 }

@@ -12,6 +12,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, WriteMultipart};
 use wasmtime::component::{Resource, ResourceTable};
 
+use super::value_check::FiniteF32;
 use super::HostError;
 use crate::bindings::{blob_store, types};
 
@@ -306,6 +307,9 @@ impl blob_store::HostReader for BlobStoreState {
         if offset > r.size {
             return Err(types::Error::Other(format!("seek to {offset} past the end ({}) of {}", r.size, r.path)).into());
         }
+        if offset == r.pos {
+            return Ok(()); // keeps the read-ahead
+        }
         if let Some((_, h)) = r.ahead.take() {
             h.abort();
         }
@@ -323,7 +327,14 @@ impl blob_store::HostReader for BlobStoreState {
 }
 
 impl blob_store::HostWriter for BlobStoreState {
-    async fn append_from(&mut self, this: Resource<BlobWriter>, src: Resource<BlobReader>, offset: u64, len: u64) -> Result<(), HostError> {
+    async fn append_from(
+        &mut self,
+        this: Resource<BlobWriter>,
+        src: Resource<BlobReader>,
+        offset: u64,
+        len: u64,
+        check: blob_store::ValueCheck,
+    ) -> Result<Option<u64>, HostError> {
         let tx = self.table.get(&this)?.tx.clone();
         let r = self.table.get_mut(&src)?;
         if offset.checked_add(len).is_none_or(|end| end > r.size) {
@@ -335,12 +346,21 @@ impl blob_store::HostWriter for BlobStoreState {
         r.skip_to(offset);
         let mut left = len;
         let mut failed = false;
+        let mut finite = (check == blob_store::ValueCheck::FiniteF32).then(FiniteF32::default);
         while left > 0 {
-            let bytes = r.next(left.min(MAX_READ_CHUNK as u64)).await.map_err(|e| store_error(r.role, r.path.as_ref(), e))?;
+            let mut bytes = r.next(left.min(MAX_READ_CHUNK as u64)).await.map_err(|e| store_error(r.role, r.path.as_ref(), e))?;
             if bytes.is_empty() {
                 return Err(types::Error::Other(format!("{} ended before offset {}", r.path, offset + len)).into());
             }
+            let at = offset + (len - left);
             left -= bytes.len() as u64;
+            let mut bad = None;
+            if let Some(f) = &mut finite {
+                if let Some(i) = f.scan(&bytes) {
+                    bad = Some(at + i as u64);
+                    bytes.truncate(i);
+                }
+            }
             match &tx {
                 Some(tx) if tx.send(Chunk::Data(bytes)).await.is_ok() => {}
                 _ => {
@@ -348,12 +368,15 @@ impl blob_store::HostWriter for BlobStoreState {
                     break;
                 }
             }
+            if bad.is_some() {
+                return Ok(bad);
+            }
         }
         if failed {
             let w = self.table.get_mut(&this)?;
             return Err(w.failure().await.into());
         }
-        Ok(())
+        Ok(None)
     }
 
     async fn write(&mut self, this: Resource<BlobWriter>, bytes: Vec<u8>) -> Result<(), HostError> {
@@ -379,7 +402,10 @@ impl blob_store::HostWriter for BlobStoreState {
         }
         let task = w.task.take().expect("task present until finished");
         match task.await {
-            Ok(Ok((bytes, crc32c))) => Ok(blob_store::Written { path: w.path.clone(), bytes, crc32c }),
+            Ok(Ok((bytes, crc32c))) => {
+                crate::crash::point("file-published");
+                Ok(blob_store::Written { path: w.path.clone(), bytes, crc32c })
+            }
             Ok(Err(e)) => Err(store_error(blob_store::Role::Target, &w.path, e).into()),
             Err(e) => Err(types::Error::Other(format!("{}: writer task failed: {e}", w.path)).into()),
         }

@@ -4,6 +4,7 @@ pub mod blob_store;
 pub mod meta_db;
 pub mod milvus;
 pub mod report;
+pub mod value_check;
 
 use crate::bindings::types;
 

@@ -11,8 +11,9 @@ use crate::caps::meta_db::{MetaSource, MySqlSource, SqliteSource};
 use crate::stores;
 use crate::exit::Failure;
 use crate::progress::Progress;
+use crate::run_report::Recorder;
 use crate::sandbox::{Caps, Sandbox};
-use crate::settings::{MetaSetting, Settings, StoreSetting};
+use crate::settings::{BadData, MetaSetting, Settings, StoreSetting};
 
 pub async fn grants(s: &Settings) -> anyhow::Result<Grants> {
     Ok(Grants { source: Some(stores::grant(&s.source, false).await?), target: Some(stores::grant(&s.target, true).await?) })
@@ -38,6 +39,22 @@ pub async fn meta_source(meta: &MetaSetting, source: &StoreSetting) -> Result<(e
             (engine::MetaSource::Database, Some(Arc::new(MySqlSource::open(dsn, "meta.mysqlUrl").await.map_err(Failure::Run)?)))
         }
     })
+}
+
+/// The engine's dump options from the settings.
+pub fn dump_options(s: &Settings) -> engine::DumpOptions {
+    engine::DumpOptions {
+        collections: s.collections.clone(),
+        id_field: s.id_field.clone(),
+        vector_field: s.vector_field.clone(),
+        read_chunk: s.read_chunk,
+        max_group_bytes: s.max_group_bytes,
+        bad_data: match s.bad_data {
+            BadData::Fail => engine::BadData::Fail,
+            BadData::Skip => engine::BadData::Skip,
+            BadData::Reject => engine::BadData::Reject,
+        },
+    }
 }
 
 fn unit_name(u: &engine::SegmentUnit) -> String {
@@ -69,19 +86,13 @@ fn print_plan(plan: &engine::DumpPlan) {
     }
 }
 
-pub async fn run(s: &Settings) -> Result<(), Failure> {
+pub async fn run(s: &Settings, rec: &Recorder) -> Result<(), Failure> {
     let started = Instant::now();
     let grants = grants(s).await.map_err(Failure::Run)?;
     let meta = s.meta.as_ref().expect("dump settings carry the meta");
     let (meta_source, db) = meta_source(meta, &s.source).await?;
     let sandbox = Sandbox::new(s.limits).map_err(Failure::Run)?;
-    let opts = engine::DumpOptions {
-        collections: s.collections.clone(),
-        id_field: s.id_field.clone(),
-        vector_field: s.vector_field.clone(),
-        read_chunk: s.read_chunk,
-        max_group_bytes: s.max_group_bytes,
-    };
+    let opts = dump_options(s);
     let warnings = Arc::new(std::sync::Mutex::new(Vec::new()));
     let base = Caps { grants: grants.clone(), warnings: warnings.clone(), ..Default::default() };
 
@@ -91,6 +102,12 @@ pub async fn run(s: &Settings) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::Run(anyhow::anyhow!("planning the dump failed: {e}")))?;
     print_plan(&plan);
+    rec.warnings(plan.warnings.iter().cloned());
+    rec.bad_data(match s.bad_data {
+        BadData::Fail => "fail",
+        BadData::Skip => "skip",
+        BadData::Reject => "reject",
+    });
 
     let total: u64 = plan.units.iter().map(|u| u.file_size).sum();
     let progress = Progress::start(total, "dump");
@@ -99,7 +116,11 @@ pub async fn run(s: &Settings) -> Result<(), Failure> {
             let caps = Caps { unit: unit_name(u), progress: Some(progress.clone()), ..base.clone() };
             let sandbox = &sandbox;
             let opts = &opts;
-            async move { sandbox.dump_segment(caps, u, opts).await }
+            async move {
+                let t = Instant::now();
+                let r = sandbox.dump_segment(caps, u, opts).await;
+                (t.elapsed(), r)
+            }
         })
         .buffered(s.workers.get())
         .collect()
@@ -109,13 +130,16 @@ pub async fn run(s: &Settings) -> Result<(), Failure> {
     let source_root = grants.source.as_ref().map(|g| g.display.clone()).unwrap_or_default();
     let mut failures = Vec::new();
     let mut reports = Vec::new();
-    for (u, r) in plan.units.iter().zip(results) {
+    for (u, (took, r)) in plan.units.iter().zip(results) {
+        rec.segment(u, took, r.as_ref().map_err(|e| e.to_string()));
         match r {
             Ok(rep) => reports.push(rep),
             Err(e) => failures.push(format!("segment {} (source {source_root}): {e}", unit_name(u))),
         }
     }
+    rec.warnings(warnings.lock().unwrap().iter().cloned());
     if !failures.is_empty() {
+        rec.dump_done(started.elapsed(), None);
         for f in &failures {
             eprintln!("failed: {f}");
         }
@@ -131,6 +155,7 @@ pub async fn run(s: &Settings) -> Result<(), Failure> {
         .write_manifest(manifest_caps, &plan, &opts, &reports)
         .await
         .map_err(|e| Failure::Run(anyhow::anyhow!("writing the manifest failed: {e}")))?;
+    rec.dump_done(started.elapsed(), Some(format!("{}/{}", grants.target.as_ref().map(|g| g.display.clone()).unwrap_or_default(), manifest.path)));
 
     let secs = started.elapsed().as_secs_f64();
     let rows: u64 = reports.iter().map(|r| r.rows_out).sum();
@@ -138,8 +163,10 @@ pub async fn run(s: &Settings) -> Result<(), Failure> {
     let bytes_in: u64 = reports.iter().map(|r| r.bytes_in).sum();
     let files: usize = reports.iter().map(|r| r.files.len()).sum();
     let target = grants.target.as_ref().map(|g| g.display.clone()).unwrap_or_default();
+    let dropped: usize = reports.iter().map(|r| r.dropped_rows.len()).sum();
+    let dropped = if dropped > 0 { format!(", {dropped} bad rows dropped (migration.badData)") } else { String::new() };
     println!(
-        "dumped {rows} rows ({deleted} deleted rows dropped) from {} segment(s) into {files} npy file(s) in {:.2}s, {:.1} MB/s",
+        "dumped {rows} rows ({deleted} deleted rows left out{dropped}) from {} segment(s) into {files} npy file(s) in {:.2}s, {:.1} MB/s",
         reports.len(),
         secs,
         bytes_in as f64 / 1e6 / secs.max(1e-9)

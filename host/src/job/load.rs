@@ -8,11 +8,12 @@ use crate::bindings::engine;
 use crate::caps::milvus::{ImportPaths, MilvusConn};
 use crate::exit::Failure;
 use crate::progress::Progress;
+use crate::run_report::Recorder;
 use crate::sandbox::{Caps, Sandbox};
 use crate::settings::{IndexChoice, OnExists, Settings, StoreSetting};
 
 /// Connects to Milvus and plans the load; nothing is imported yet.
-async fn prepare(s: &Settings) -> Result<(Sandbox, Caps, engine::LoadPlan), Failure> {
+async fn prepare(s: &Settings, rec: &Recorder) -> Result<(Sandbox, Caps, engine::LoadPlan), Failure> {
     let grants = super::dump::grants(s).await.map_err(Failure::Run)?;
     let paths = match &s.target {
         StoreSetting::Local(out) => ImportPaths::Local(
@@ -32,6 +33,10 @@ async fn prepare(s: &Settings) -> Result<(Sandbox, Caps, engine::LoadPlan), Fail
         .map_err(|e| Failure::Run(anyhow::anyhow!("planning the load failed: {e}")))?;
     for w in &plan.warnings {
         tracing::warn!("{w}");
+    }
+    rec.warnings(plan.warnings.iter().cloned());
+    for c in &plan.collections {
+        rec.planned(c);
     }
     Ok((sandbox, caps, plan))
 }
@@ -64,8 +69,8 @@ fn rows(c: &engine::CollectionLoad) -> u64 {
     c.partitions.iter().map(|p| p.rows).sum()
 }
 
-pub async fn run(s: &Settings, verify_after: bool) -> Result<(), Failure> {
-    let (sandbox, caps, plan) = prepare(s).await?;
+pub async fn run(s: &Settings, verify_after: bool, rec: &Recorder) -> Result<(), Failure> {
+    let (sandbox, caps, plan) = prepare(s, rec).await?;
     println!("load: {} collection(s)", plan.collections.len());
     for c in &plan.collections {
         let groups: usize = c.partitions.iter().map(|p| p.groups.len()).sum();
@@ -85,14 +90,19 @@ pub async fn run(s: &Settings, verify_after: bool) -> Result<(), Failure> {
         .map(|c| {
             let caps = Caps { unit: c.name.clone(), progress: Some(progress.clone()), ..caps.clone() };
             let sandbox = &sandbox;
-            async move { sandbox.load_collection(caps, c).await }
+            async move {
+                let t = std::time::Instant::now();
+                let r = sandbox.load_collection(caps, c).await;
+                (t.elapsed(), r)
+            }
         })
         .buffered(s.loader_workers.get())
         .collect()
         .await;
     progress.finish();
     let mut failed = Vec::new();
-    for (c, r) in plan.collections.iter().zip(results) {
+    for (c, (took, r)) in plan.collections.iter().zip(results) {
+        rec.loaded(c, took, r.as_ref().map_err(|e| e.to_string()));
         match r {
             Ok(r) => println!(
                 "  {:<24} imported {} group(s) ({} rows), {} already imported by an earlier run",
@@ -108,7 +118,7 @@ pub async fn run(s: &Settings, verify_after: bool) -> Result<(), Failure> {
         return Err(Failure::Run(anyhow::anyhow!("{} of {} collection(s) failed to load", failed.len(), plan.collections.len())));
     }
     if verify_after {
-        check(&sandbox, &caps, &plan).await?;
+        check(&sandbox, &caps, &plan, rec).await?;
         if s.collection.delete_staged {
             for c in &plan.collections {
                 let n = sandbox
@@ -128,19 +138,21 @@ pub async fn run(s: &Settings, verify_after: bool) -> Result<(), Failure> {
     }
 }
 
-pub async fn verify(s: &Settings) -> Result<(), Failure> {
-    let (sandbox, caps, plan) = prepare(s).await?;
-    check(&sandbox, &caps, &plan).await
+pub async fn verify(s: &Settings, rec: &Recorder) -> Result<(), Failure> {
+    let (sandbox, caps, plan) = prepare(s, rec).await?;
+    check(&sandbox, &caps, &plan, rec).await
 }
 
 /// Verifies every collection and prints the table; fails on any mismatch.
-async fn check(sandbox: &Sandbox, caps: &Caps, plan: &engine::LoadPlan) -> Result<(), Failure> {
+async fn check(sandbox: &Sandbox, caps: &Caps, plan: &engine::LoadPlan, rec: &Recorder) -> Result<(), Failure> {
     println!("verify:");
     println!("  {:<24} {:<24} {:>12} {:>12} {:>8} {:>8}  result", "collection", "partition", "source rows", "milvus rows", "sampled", "deleted");
     let mut bad = 0;
     for c in &plan.collections {
         let caps = Caps { unit: format!("verify {}", c.name), ..caps.clone() };
-        match sandbox.verify_collection(caps, c).await {
+        let result = sandbox.verify_collection(caps, c).await;
+        rec.verified(c, result.as_ref().map_err(|e| e.to_string()));
+        match result {
             Ok(r) => {
                 for p in &r.partitions {
                     let ok = p.problems.is_empty() && p.expected_rows == p.actual_rows;

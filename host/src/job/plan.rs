@@ -51,13 +51,7 @@ pub async fn run(s: &Settings, json: bool) -> Result<(), Failure> {
     let (meta_source, db) = super::dump::meta_source(meta, &s.source).await?;
     let sandbox = Sandbox::new(s.limits).map_err(Failure::Run)?;
     let caps = Caps { meta: db, grants: Grants { source, target: None }, milvus: conn.clone(), unit: "plan".into(), ..Default::default() };
-    let dopts = engine::DumpOptions {
-        collections: s.collections.clone(),
-        id_field: s.id_field.clone(),
-        vector_field: s.vector_field.clone(),
-        read_chunk: s.read_chunk,
-        max_group_bytes: s.max_group_bytes,
-    };
+    let dopts = super::dump::dump_options(s);
     let lopts = super::load::load_options(s);
     let plan = sandbox
         .plan_migration(caps, &meta_source, &dopts, &lopts)

@@ -335,6 +335,7 @@ impl MilvusConn {
         let mut backoff = Backoff::new(self.import_timeout, what.clone());
         loop {
             let ds = self.index_descriptions(collection, &index.field).await?;
+            crate::crash::point("index-polled");
             if let Some(d) = ds.first() {
                 match common::IndexState::try_from(d.state) {
                     Ok(common::IndexState::Failed) => {
@@ -385,7 +386,41 @@ impl MilvusConn {
         };
         let r = self.client.clone().import(req).await.map_err(|e| self.grpc_error("Import", e))?.into_inner();
         self.check("Import", r.status)?;
+        crate::crash::point("import-submitted");
         r.tasks.first().copied().ok_or_else(|| types::Error::Other(format!("Milvus at {}: Import returned no task id", self.endpoint)))
+    }
+
+    /// A server path back as a target-store path (the inverse of `server_path`); paths the
+    /// target does not hold stay as they are, so they never match a group.
+    fn store_path(&self, server: &str) -> String {
+        let rest = match &self.paths {
+            ImportPaths::Local(root) => std::path::Path::new(server).strip_prefix(root).ok().and_then(|p| p.to_str()).map(str::to_string),
+            ImportPaths::Bucket { prefix } if prefix.is_empty() => Some(server.to_string()),
+            ImportPaths::Bucket { prefix } => server.strip_prefix(prefix.as_str()).and_then(|r| r.strip_prefix('/')).map(str::to_string),
+        };
+        rest.unwrap_or_else(|| server.to_string())
+    }
+
+    pub async fn list_imports(&self, collection: &str) -> Result<Vec<wit::ImportTask>, types::Error> {
+        let req = api::ListImportTasksRequest { collection_name: collection.into(), limit: 0, db_name: self.db.clone() };
+        let r = self.client.clone().list_import_tasks(req).await.map_err(|e| self.grpc_error("ListImportTasks", e))?.into_inner();
+        self.check("ListImportTasks", r.status)?;
+        Ok(r.tasks
+            .into_iter()
+            .map(|t| {
+                // 2.2/2.3 list a task's files, comma-joined, under `files`; 2.4+ do not.
+                let files = t.infos.iter().find(|kv| kv.key == "files").map(|kv| kv.value.split(',').map(|f| self.store_path(f.trim())).collect());
+                let state = match common::ImportState::try_from(t.state) {
+                    Ok(common::ImportState::ImportCompleted) => wit::ImportState::Completed,
+                    Ok(common::ImportState::ImportFailed | common::ImportState::ImportFailedAndCleaned) => wit::ImportState::Failed,
+                    Ok(common::ImportState::ImportPending) => wit::ImportState::Pending,
+                    _ => wit::ImportState::Running,
+                };
+                // 2.4+ report id 0 for every task: no id to wait on, so no files to match either.
+                let files = if t.id == 0 { None } else { files };
+                wit::ImportTask { id: t.id, state, files }
+            })
+            .collect())
     }
 
     pub async fn await_import(&self, task: i64) -> Result<wit::ImportOutcome, types::Error> {
@@ -399,6 +434,7 @@ impl MilvusConn {
                 .map_err(|e| self.grpc_error("GetImportState", e))?
                 .into_inner();
             self.check("GetImportState", r.status)?;
+            crate::crash::point("import-polled");
             let reason = r.infos.iter().find(|kv| kv.key == "failed_reason").map(|kv| kv.value.clone()).unwrap_or_default();
             match common::ImportState::try_from(r.state) {
                 Ok(common::ImportState::ImportCompleted) => {

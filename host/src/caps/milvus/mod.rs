@@ -52,6 +52,9 @@ impl wit::Host for MilvusState {
     async fn await_import(&mut self, task: i64) -> Result<wit::ImportOutcome, HostError> {
         Ok(self.conn()?.await_import(task).await?)
     }
+    async fn list_imports(&mut self, collection: String) -> Result<Vec<wit::ImportTask>, HostError> {
+        Ok(self.conn()?.list_imports(&collection).await?)
+    }
     async fn flush(&mut self, collection: String) -> Result<(), HostError> {
         Ok(self.conn()?.flush(&collection).await?)
     }
