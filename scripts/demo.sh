@@ -33,6 +33,6 @@ target:
   local:
     outputDir: $demo/output
 YAML
-"$bin/milvus-migration" dump --config="$demo/migration.yaml"
+"$bin/milvus-migration" dump --config="$demo/migration.yaml" --report="$demo/report.json"
 echo
-echo "NumPy files and manifest.json are under $demo/output"
+echo "NumPy files and manifest.json are under $demo/output; the run report is $demo/report.json"

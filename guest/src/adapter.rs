@@ -13,7 +13,7 @@ use crate::meta::{self, rows, Installation, VectorKind};
 use crate::plan::{self, CollectionPlan, DumpOptions, DumpPlan, PartitionPlan, SegmentUnit};
 use crate::index::{IndexMode, IndexSpec};
 use crate::load::{CollectionLoad, FileGroup, LoadOptions, PartitionLoad};
-use crate::{dump, load, manifest, preflight, verify};
+use crate::{dump, duplicates, load, manifest, preflight, verify};
 
 struct Component;
 export!(Component);
@@ -34,6 +34,18 @@ impl wit::Guest for Component {
 
     fn dump_segment(unit: wit::SegmentUnit, options: wit::DumpOptions) -> Result<wit::SegmentReport, types::Error> {
         Ok(dump::dump_segment(&Imports, &Imports, &unit.into(), &options.into())?.into())
+    }
+
+    fn find_duplicates(units: Vec<wit::SegmentUnit>, options: wit::DumpOptions) -> Result<wit::DuplicateReport, types::Error> {
+        let units: Vec<SegmentUnit> = units.into_iter().map(Into::into).collect();
+        let r = duplicates::find_duplicates(&Imports, &Imports, &units, DumpOptions::from(options).keep_last)?;
+        Ok(wit::DuplicateReport {
+            ids: r.ids,
+            repeated_ids: r.repeated_ids,
+            extra_copies: r.extra_copies,
+            examples: r.examples,
+            drops: r.drops,
+        })
     }
 
     fn write_manifest(
@@ -364,6 +376,7 @@ impl From<wit::DumpOptions> for DumpOptions {
                 wit::BadData::Skip => Policy::Skip,
                 wit::BadData::Reject => Policy::Reject,
             },
+            keep_last: o.keep_last,
         }
     }
 }
@@ -379,6 +392,7 @@ impl From<dump::SegmentReport> for wit::SegmentReport {
             dropped_rows: r.dropped_rows,
             ignored_deletes: r.ignored_deletes,
             rejects: r.rejects.map(Into::into),
+            duplicates_dropped: r.duplicates_dropped,
         }
     }
 }
@@ -394,6 +408,7 @@ impl From<wit::SegmentReport> for dump::SegmentReport {
             dropped_rows: r.dropped_rows,
             ignored_deletes: r.ignored_deletes,
             rejects: r.rejects.map(Into::into),
+            duplicates_dropped: r.duplicates_dropped,
         }
     }
 }
@@ -410,6 +425,7 @@ impl From<wit::SegmentUnit> for SegmentUnit {
             rows: u.rows,
             file_size: u.file_size,
             output_dir: u.output_dir,
+            drop_rows: u.drop_rows,
         }
     }
 }
@@ -426,6 +442,7 @@ impl From<SegmentUnit> for wit::SegmentUnit {
             rows: u.rows,
             file_size: u.file_size,
             output_dir: u.output_dir,
+            drop_rows: u.drop_rows,
         }
     }
 }

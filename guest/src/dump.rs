@@ -28,6 +28,8 @@ pub struct SegmentReport {
     pub ignored_deletes: u64,
     /// The reject file, when the policy wrote one.
     pub rejects: Option<Written>,
+    /// Rows left out because a newer copy of their id is kept (keep-last); in `dropped_rows`.
+    pub duplicates_dropped: u64,
 }
 
 const ID_BYTES: u64 = 8;
@@ -228,18 +230,28 @@ pub fn dump_segment<S: Store>(
         rejects.deletes = src.deleted.outside;
     }
 
-    // Rows to leave out: the 1.x deletions, then whatever the policy drops.
+    // Rows to leave out: the 1.x deletions, older copies of repeated ids (keep-last), then
+    // whatever the bad-data policy drops.
     let mut gone = src.deleted.clone();
     let mut dropped_rows = Vec::new();
+    for &r in unit.drop_rows.iter().filter(|&&r| r < src.rows && !src.deleted.contains(r)) {
+        let (id, v) = src.row(r)?;
+        let reason = format!("id {id} appears again in a newer row, which is kept (migration.duplicateIds: keep-last)");
+        rejects.drop(Dropped { file: &src.uid.path, row: r as i64, id: Some(id), vector: Some(&v), reason }, false)?;
+        gone.add(r);
+    }
+    let duplicates = gone.count() - src.deleted.count();
+    rejects.rows -= duplicates; // counted apart from bad data
+    let mut bad = Vec::new();
     let files = loop {
         match write_live(store, report, unit, opts, &src, &gone, &where_)? {
             Ok(files) => break files,
-            Err(bad) if policy == Policy::Fail || !dropped_rows.is_empty() => return Err(bad.error(&src)?),
+            Err(row) if policy == Policy::Fail || !bad.is_empty() => return Err(row.error(&src)?),
             Err(_) => {
                 // The first bad row aborts the attempt (its writers are dropped, so nothing was
                 // published); find every bad row, then write again without them.
-                dropped_rows = find_non_finite(&src, &gone)?;
-                for &r in &dropped_rows {
+                bad = find_non_finite(&src, &gone)?;
+                for &r in &bad {
                     let (id, v) = src.row(r)?;
                     let reason = BadRow { row: r, value: first_non_finite(&v).unwrap_or(0) }.reason(&v);
                     rejects.drop(Dropped { file: &src.rv.path, row: r as i64, id: Some(id), vector: Some(&v), reason }, false)?;
@@ -248,6 +260,9 @@ pub fn dump_segment<S: Store>(
             }
         }
     };
+    dropped_rows.extend(unit.drop_rows.iter().filter(|&&r| r < src.rows && !src.deleted.contains(r)));
+    dropped_rows.extend(bad);
+    dropped_rows.sort_unstable();
     let live = src.rows - gone.count();
     if live + dropped_rows.len() as u64 != unit.rows {
         report.log(
@@ -284,6 +299,7 @@ pub fn dump_segment<S: Store>(
         dropped_rows,
         ignored_deletes: rejects.deletes,
         rejects: rejects.finish()?,
+        duplicates_dropped: duplicates,
     })
 }
 
@@ -543,6 +559,7 @@ mod tests {
             rows,
             file_size: 0,
             output_dir: "c/_default/s".into(),
+            drop_rows: vec![],
         }
     }
 

@@ -4,6 +4,7 @@
 
 pub mod bad_data;
 pub mod dump;
+pub mod duplicates;
 pub mod error;
 pub mod index;
 pub mod io;

@@ -149,6 +149,7 @@ fn dumped() -> MemStore {
         rows,
         file_size: 0,
         output_dir: dir.into(),
+        drop_rows: vec![],
     };
     let plan = DumpPlan {
         collections: vec![CollectionPlan {

@@ -15,11 +15,13 @@ pub struct DumpOptions {
     pub max_group_bytes: u64,
     /// What to do with rows Milvus 2.x would refuse or that cannot be paired.
     pub bad_data: crate::bad_data::Policy,
+    /// Keep only the newest copy of a repeated primary key.
+    pub keep_last: bool,
 }
 
 impl Default for DumpOptions {
     fn default() -> Self {
-        DumpOptions { collections: vec![], id_field: "id".into(), vector_field: "data".into(), read_chunk: 1 << 20, max_group_bytes: 0, bad_data: Default::default() }
+        DumpOptions { collections: vec![], id_field: "id".into(), vector_field: "data".into(), read_chunk: 1 << 20, max_group_bytes: 0, bad_data: Default::default(), keep_last: false }
     }
 }
 
@@ -34,6 +36,8 @@ pub struct SegmentUnit {
     pub rows: u64,
     pub file_size: u64,
     pub output_dir: String,
+    /// Rows whose primary key has a newer copy that is kept (keep-last).
+    pub drop_rows: Vec<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -97,6 +101,7 @@ pub fn plan_dump(inst: Installation, opts: &DumpOptions) -> Result<DumpPlan> {
                     rows: s.row_count.max(0) as u64,
                     file_size: s.file_size.max(0) as u64,
                     output_dir: paths::output_dir(&c.name, dir_id, &s.segment_id),
+                    drop_rows: vec![],
                 });
             }
             partitions.push(PartitionPlan {

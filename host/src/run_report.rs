@@ -30,6 +30,8 @@ pub struct PartitionRow {
     pub deleted: u64,
     /// Rows the bad-data policy dropped (skipped or rejected).
     pub dropped: u64,
+    /// Older copies of repeated primary keys left out (migration.duplicateIds: keep-last).
+    pub duplicates_dropped: u64,
     /// Deletions of rows outside their segment, ignored by the policy.
     pub ignored_deletes: u64,
     pub dumped: u64,
@@ -47,6 +49,9 @@ pub struct PartitionRow {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
     pub problems: Vec<String>,
+    /// This run dumped the partition (for the table).
+    #[serde(skip)]
+    pub in_dump: bool,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -152,6 +157,17 @@ impl Recorder {
         &mut c.partitions[j]
     }
 
+    /// Every partition of a dump plan, so that empty ones are listed too.
+    pub fn planned_dump(&self, plan: &engine::DumpPlan) {
+        self.with(|r| {
+            for c in &plan.collections {
+                for p in &c.partitions {
+                    Self::partition(r, &c.name, &p.tag).in_dump = true;
+                }
+            }
+        });
+    }
+
     pub fn bad_data(&self, policy: &str) {
         self.with(|r| r.bad_data = Some(policy.into()));
     }
@@ -166,7 +182,8 @@ impl Recorder {
                 Ok(s) => {
                     p.source_rows += s.rows_in;
                     p.deleted += s.deleted;
-                    p.dropped += s.dropped_rows.len() as u64;
+                    p.dropped += s.dropped_rows.len() as u64 - s.duplicates_dropped;
+                    p.duplicates_dropped += s.duplicates_dropped;
                     p.ignored_deletes += s.ignored_deletes;
                     p.dumped += s.rows_out;
                     p.bytes_in += s.bytes_in;
@@ -296,7 +313,7 @@ fn print_table(r: &Report) {
     for c in by.values() {
         for p in &c.partitions {
             let part = p.name.clone().unwrap_or_else(|| if p.tag.is_empty() { "_default".into() } else { p.tag.clone() });
-            let dumped = if p.segments == 0 { "-".into() } else if p.complete { p.dumped.to_string() } else { format!("{}!", p.dumped) };
+            let dumped = if !p.in_dump { "-".into() } else if p.complete { p.dumped.to_string() } else { format!("{}!", p.dumped) };
             let verified = match p.verified {
                 Some(true) => "ok",
                 Some(false) => "MISMATCH",
@@ -306,9 +323,9 @@ fn print_table(r: &Report) {
                 "  {:<20} {:<20} {:>10} {:>8} {:>8} {:>10} {:>10} {:>9}",
                 c.target.as_deref().unwrap_or(&c.name),
                 part,
-                if p.segments == 0 { "-".into() } else { p.source_rows.to_string() },
-                if p.segments == 0 { "-".into() } else { p.deleted.to_string() },
-                if p.segments == 0 { "-".into() } else { p.dropped.to_string() },
+                if !p.in_dump { "-".into() } else { p.source_rows.to_string() },
+                if !p.in_dump { "-".into() } else { p.deleted.to_string() },
+                if !p.in_dump { "-".into() } else { p.dropped.to_string() },
                 dumped,
                 opt(p.milvus_rows),
                 verified

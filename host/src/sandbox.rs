@@ -59,6 +59,9 @@ pub struct Caps {
     pub warnings: Warnings,
     /// Names the unit in log lines.
     pub unit: String,
+    /// A memory limit for this unit instead of the configured one (a unit whose need is known
+    /// from the plan).
+    pub memory_bytes: Option<usize>,
 }
 
 /// Where compiled components are cached: `$MILVUS_MIGRATION_CACHE`, else the user's cache dir.
@@ -129,11 +132,12 @@ impl Sandbox {
     /// A fresh instance with its own store, limits and capabilities.
     async fn instance(&self, caps: Caps) -> anyhow::Result<(Store<HostState>, Migrator, MemoryOutputPipe)> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+        let memory = caps.memory_bytes.unwrap_or(self.limits.memory_bytes);
         let state = HostState {
             wasi: WasiCtxBuilder::new().stderr(stderr.clone()).build(),
             wasi_table: Default::default(),
             limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.memory_bytes)
+                .memory_size(memory)
                 .instances(16)
                 .tables(16)
                 .memories(4)
@@ -204,6 +208,17 @@ impl Sandbox {
     ) -> Result<engine::SegmentReport, UnitError> {
         let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
         let r = inst.milvus_migration_engine().call_dump_segment(&mut store, unit, opts).await;
+        self.outcome(r, &err)
+    }
+
+    pub async fn find_duplicates(
+        &self,
+        caps: Caps,
+        units: &[engine::SegmentUnit],
+        opts: &engine::DumpOptions,
+    ) -> Result<engine::DuplicateReport, UnitError> {
+        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = inst.milvus_migration_engine().call_find_duplicates(&mut store, units, opts).await;
         self.outcome(r, &err)
     }
 

@@ -212,6 +212,7 @@ struct Ours {
     on_exists: Option<String>,
     cleanup: Option<String>,
     bad_data: Option<String>,
+    duplicate_ids: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -441,6 +442,8 @@ pub struct Settings {
     pub max_group_bytes: u64,
     /// `migration.badData`: fail, skip or reject rows 2.x would refuse or that cannot be paired.
     pub bad_data: BadData,
+    /// `migration.duplicateIds: keep-last`: only the newest copy of a repeated primary key.
+    pub keep_last: bool,
     pub collection: CollectionSettings,
     /// Load collections into memory after the import.
     pub load_after: bool,
@@ -625,6 +628,14 @@ impl Settings {
                 BadData::Fail
             }
         };
+        let keep_last = match f.migration.duplicate_ids.as_deref().unwrap_or("keep-all") {
+            "keep-all" => false,
+            "keep-last" => true,
+            d => {
+                problems.push(format!("migration.duplicateIds {d:?} is not one of keep-all, keep-last"));
+                false
+            }
+        };
         let delete_staged = match f.migration.cleanup.as_deref().unwrap_or("keep") {
             "keep" => false,
             "delete" => true,
@@ -669,6 +680,7 @@ impl Settings {
             load_after: f.migration.load.unwrap_or(true),
             max_group_bytes: f.migration.max_group_mib.unwrap_or(DEFAULT_MAX_GROUP_MIB) << 20,
             bad_data,
+            keep_last,
             collection: target_collections,
             read_chunk,
             meta,

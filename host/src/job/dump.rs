@@ -54,7 +54,44 @@ pub fn dump_options(s: &Settings) -> engine::DumpOptions {
             BadData::Skip => engine::BadData::Skip,
             BadData::Reject => engine::BadData::Reject,
         },
+        keep_last: s.keep_last,
     }
+}
+
+/// Scans each collection's ids for repeats, in an instance sized for it (8 bytes a row), and
+/// marks the older copies to drop with keep-last.
+async fn duplicates(sandbox: &Sandbox, base: &Caps, plan: &mut engine::DumpPlan, opts: &engine::DumpOptions, memory: usize) -> Result<(), Failure> {
+    for c in &plan.collections {
+        let idx: Vec<usize> = (0..plan.units.len()).filter(|&i| plan.units[i].collection == c.name).collect();
+        let units: Vec<engine::SegmentUnit> = idx.iter().map(|&i| plan.units[i].clone()).collect();
+        let rows: u64 = units.iter().map(|u| u.rows).sum();
+        let need = (64 << 20) + rows.saturating_mul(12);
+        let caps = Caps { unit: format!("{} ids", c.name), memory_bytes: Some((need.min(4 << 30) as usize).max(memory)), ..base.clone() };
+        let r = sandbox
+            .find_duplicates(caps, &units, opts)
+            .await
+            .map_err(|e| Failure::Run(anyhow::anyhow!("checking the ids of collection {:?} for repeats failed: {e}", c.name)))?;
+        if r.repeated_ids > 0 {
+            let w = format!(
+                "collection {:?}: {} id(s) appear more than once ({} extra copies; e.g. {:?}); {}",
+                c.name,
+                r.repeated_ids,
+                r.extra_copies,
+                r.examples,
+                if opts.keep_last {
+                    "only the newest copy of each is kept (migration.duplicateIds: keep-last)"
+                } else {
+                    "every copy is kept, as 1.x kept them (migration.duplicateIds: keep-last keeps only the newest)"
+                }
+            );
+            tracing::warn!("{w}");
+            plan.warnings.push(w);
+        }
+        for (i, drops) in idx.into_iter().zip(r.drops) {
+            plan.units[i].drop_rows = drops;
+        }
+    }
+    Ok(())
 }
 
 fn unit_name(u: &engine::SegmentUnit) -> String {
@@ -97,12 +134,14 @@ pub async fn run(s: &Settings, rec: &Recorder) -> Result<(), Failure> {
     let base = Caps { grants: grants.clone(), warnings: warnings.clone(), ..Default::default() };
 
     let plan_caps = Caps { meta: db, unit: "plan".into(), ..base.clone() };
-    let plan = sandbox
+    let mut plan = sandbox
         .plan_dump(plan_caps, &meta_source, &opts)
         .await
         .map_err(|e| Failure::Run(anyhow::anyhow!("planning the dump failed: {e}")))?;
+    duplicates(&sandbox, &base, &mut plan, &opts, s.limits.memory_bytes).await?;
     print_plan(&plan);
     rec.warnings(plan.warnings.iter().cloned());
+    rec.planned_dump(&plan);
     rec.bad_data(match s.bad_data {
         BadData::Fail => "fail",
         BadData::Skip => "skip",
