@@ -78,7 +78,11 @@ impl Backoff {
     /// Sleeps before the next poll, or fails once the limit has passed.
     async fn wait(&mut self) -> Result<(), types::Error> {
         if self.started.elapsed() > self.limit {
-            return Err(types::Error::Unavailable(format!("{}: not done after {} s", self.what, self.limit.as_secs())));
+            return Err(types::Error::Unavailable(format!(
+                "{}: not done after {} s (migration.milvus.importTimeoutSeconds); a re-run waits on it again",
+                self.what,
+                self.limit.as_secs()
+            )));
         }
         tokio::time::sleep(self.pause).await;
         self.pause = (self.pause * 3 / 2).min(POLL_MAX);
