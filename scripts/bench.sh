@@ -61,7 +61,7 @@ for _ in $(seq "$runs"); do
   best_cp=$(echo "$t1 - $t0" | bc -l | awk -v b="$best_cp" '{print ($1<b)?$1:b}')
   rm -rf "$dir/cp" "$dir/out"
   t0=$(now)
-  /usr/bin/time -f '%M' -o "$dir/rss" "$bin/milvus-migration" dump --config "$dir/migration.yaml" > "$dir/dump.log"
+  /usr/bin/time -f '%M' -o "$dir/rss" "$bin/milvus-migration" dump --config "$dir/migration.yaml" --report "$dir/report.json" > "$dir/dump.log"
   t1=$(now)
   best_dump=$(echo "$t1 - $t0" | bc -l | awk -v b="$best_dump" '{print ($1<b)?$1:b}')
   r=$(cat "$dir/rss"); [ "$r" -gt "$rss" ] && rss=$r

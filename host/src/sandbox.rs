@@ -59,9 +59,10 @@ pub struct Caps {
     pub warnings: Warnings,
     /// Names the unit in log lines.
     pub unit: String,
-    /// A memory limit for this unit instead of the configured one (a unit whose need is known
-    /// from the plan).
+    /// A memory limit and a CPU budget for this unit instead of the configured ones (a unit
+    /// whose need is known from the plan).
     pub memory_bytes: Option<usize>,
+    pub fuel: Option<u64>,
 }
 
 /// Where compiled components are cached: `$MILVUS_MIGRATION_CACHE`, else the user's cache dir.
@@ -133,6 +134,7 @@ impl Sandbox {
     async fn instance(&self, caps: Caps) -> anyhow::Result<(Store<HostState>, Migrator, MemoryOutputPipe)> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
         let memory = caps.memory_bytes.unwrap_or(self.limits.memory_bytes);
+        let fuel = caps.fuel.unwrap_or(self.limits.fuel);
         let state = HostState {
             wasi: WasiCtxBuilder::new().stderr(stderr.clone()).build(),
             wasi_table: Default::default(),
@@ -150,7 +152,7 @@ impl Sandbox {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        store.set_fuel(self.limits.fuel)?;
+        store.set_fuel(fuel)?;
         store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))?;
         let inst = self.pre.instantiate_async(&mut store).await?;
         Ok((store, inst, stderr))

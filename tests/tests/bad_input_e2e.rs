@@ -195,11 +195,16 @@ async fn sandbox_limits_stop_the_unit_with_a_clear_error() {
             engine_type: 1,
             index_params: "{}".into(),
             dropped: false,
-            segments: vec![SegmentSpec { rows: 200_000, deleted: (0..200_000).step_by(2).collect(), ..Default::default() }],
+            // A big segment that cannot fit the limits, and a small one that can.
+            segments: vec![
+                SegmentSpec { rows: 200_000, deleted: (0..200_000).step_by(2).collect(), ..Default::default() },
+                SegmentSpec { rows: 20, ..Default::default() },
+            ],
             partitions: vec![],
         }],
     };
     let big = generate(&spec, &dir.path().join("big"), false).await.unwrap();
+    let small_out = out_dir_of(&dir.path().join("out"), &big, 1);
     let out = dir.path().join("out");
     let cfg = dump_config(
         dir.path(),
@@ -214,6 +219,8 @@ async fn sandbox_limits_stop_the_unit_with_a_clear_error() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("memory limit exceeded (16 MiB"), "{}", text(&o));
     assert!(!out.join("manifest.json").exists());
+    assert!(small_out.join("data.npy").exists(), "the other unit carried on: {}", text(&o));
+    std::fs::remove_dir_all(&out).unwrap();
 
     // Dropping every other row of 200,000 costs far more than a million instructions.
     let yaml = std::fs::read_to_string(&cfg).unwrap().replace("memoryMiB: 16", "fuel: 1e6");
@@ -222,6 +229,12 @@ async fn sandbox_limits_stop_the_unit_with_a_clear_error() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("CPU budget exceeded"), "{}", text(&o));
     assert!(!out.join("manifest.json").exists());
+    assert!(small_out.join("data.npy").exists(), "the other unit carried on: {}", text(&o));
+}
+
+/// The output directory of segment `k` of the first collection.
+fn out_dir_of(out: &Path, g: &Generated, k: usize) -> PathBuf {
+    out.join("c/_default").join(&g.expected.collections[0].partitions[0].segments[k].segment_id)
 }
 
 #[test]

@@ -12,7 +12,7 @@ use crate::stores;
 use crate::exit::Failure;
 use crate::progress::Progress;
 use crate::run_report::Recorder;
-use crate::sandbox::{Caps, Sandbox};
+use crate::sandbox::{Caps, Limits, Sandbox};
 use crate::settings::{BadData, MetaSetting, Settings, StoreSetting};
 
 pub async fn grants(s: &Settings) -> anyhow::Result<Grants> {
@@ -60,13 +60,20 @@ pub fn dump_options(s: &Settings) -> engine::DumpOptions {
 
 /// Scans each collection's ids for repeats, in an instance sized for it (8 bytes a row), and
 /// marks the older copies to drop with keep-last.
-async fn duplicates(sandbox: &Sandbox, base: &Caps, plan: &mut engine::DumpPlan, opts: &engine::DumpOptions, memory: usize) -> Result<(), Failure> {
+async fn duplicates(sandbox: &Sandbox, base: &Caps, plan: &mut engine::DumpPlan, opts: &engine::DumpOptions, limits: Limits) -> Result<(), Failure> {
+    let (memory, fuel) = (limits.memory_bytes, limits.fuel);
     for c in &plan.collections {
         let idx: Vec<usize> = (0..plan.units.len()).filter(|&i| plan.units[i].collection == c.name).collect();
         let units: Vec<engine::SegmentUnit> = idx.iter().map(|&i| plan.units[i].clone()).collect();
         let rows: u64 = units.iter().map(|u| u.rows).sum();
         let need = (64 << 20) + rows.saturating_mul(12);
-        let caps = Caps { unit: format!("{} ids", c.name), memory_bytes: Some((need.min(4 << 30) as usize).max(memory)), ..base.clone() };
+        // Reading and sorting costs some thousand instructions a row at most.
+        let caps = Caps {
+            unit: format!("{} ids", c.name),
+            memory_bytes: Some((need.min(4 << 30) as usize).max(memory)),
+            fuel: Some(fuel.max(rows.saturating_mul(5_000))),
+            ..base.clone()
+        };
         let r = sandbox
             .find_duplicates(caps, &units, opts)
             .await
@@ -138,7 +145,7 @@ pub async fn run(s: &Settings, rec: &Recorder) -> Result<(), Failure> {
         .plan_dump(plan_caps, &meta_source, &opts)
         .await
         .map_err(|e| Failure::Run(anyhow::anyhow!("planning the dump failed: {e}")))?;
-    duplicates(&sandbox, &base, &mut plan, &opts, s.limits.memory_bytes).await?;
+    duplicates(&sandbox, &base, &mut plan, &opts, s.limits).await?;
     print_plan(&plan);
     rec.warnings(plan.warnings.iter().cloned());
     rec.planned_dump(&plan);
