@@ -26,6 +26,7 @@ database=milvus
 start_timeout=30
 
 say() { echo "mariadb.sh: $*" >&2; }
+source "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 die() { say "ERROR: $*"; exit 1; }
 
 port_open() { (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; }
@@ -39,22 +40,8 @@ user_ok() {
     mariadb --protocol=tcp -h"$host" -P"$port" -u"$user" -p"$password" --connect-timeout=3 -e "USE $database" >/dev/null 2>&1
 }
 
-live_pid() {
-  [ -s "$pid_file" ] || return 1
-  local pid stat
-  pid=$(cat "$pid_file")
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  stat=$(ps -o stat= -p "$pid" 2>/dev/null) || return 1
-  [[ -n "$stat" && "$stat" != Z* ]] || return 1
-  [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = /usr/sbin/mariadbd ] || return 1
-  echo "$pid"
-}
-
-gone_or_zombie() {
-  local stat
-  stat=$(ps -o stat= -p "$1" 2>/dev/null) || return 0
-  [[ -z "$stat" || "$stat" == Z* ]]
-}
+is_mariadbd() { [ "$(exe_of "$1")" = /usr/sbin/mariadbd ]; }
+live_pid() { pid_from_file "$pid_file" is_mariadbd; }
 
 print_env() {
   echo "MYSQL_URL=mysql://$user:$password@$host:$port/$database"
@@ -156,9 +143,8 @@ cmd_stop() {
     return 0
   fi
   say "stopping pid $pid"
-  mariadb-admin --protocol=socket -uroot shutdown >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
-  while ! gone_or_zombie "$pid" && (( SECONDS - t0 < 30 )); do sleep 0.2; done
-  if ! gone_or_zombie "$pid"; then say "still running after 30 s; SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; fi
+  mariadb-admin --protocol=socket -uroot shutdown >/dev/null 2>&1 || true
+  stop_pid "$pid" 30
   rm -f "$pid_file"
   say "stopped in $((SECONDS - t0)) s"
 }

@@ -46,35 +46,23 @@ start_timeout=180
 stop_timeout=60
 
 say() { echo "milvus.sh: $*" >&2; }
+source "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 die() { say "ERROR: $*"; exit 1; }
 
 # The pid in the pid file, if it names a live (not zombie) process running our binary (of either mode's dir).
-live_pid() {
-  [ -s "$pid_file" ] || return 1
-  local pid stat
-  pid=$(cat "$pid_file")
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  stat=$(ps -o stat= -p "$pid" 2>/dev/null) || return 1
-  [[ -n "$stat" && "$stat" != Z* ]] || return 1
-  pid_mode "$pid" >/dev/null || return 1
-  echo "$pid"
-}
+is_our_milvus() { pid_mode "$1" >/dev/null; }
+live_pid() { pid_from_file "$pid_file" is_our_milvus; }
 
 # The storage mode of a running Milvus of ours, from the dir its binary was started from.
 pid_mode() {
   local exe m
-  exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
+  exe=$(exe_of "$1") || return 1
   for m in "${modes[@]}"; do
     if [ "$exe" = "$(mode_dir "$m")/bin/milvus" ]; then echo "$m"; return 0; fi
   done
   return 1
 }
 
-gone_or_zombie() {
-  local stat
-  stat=$(ps -o stat= -p "$1" 2>/dev/null) || return 0
-  [[ -z "$stat" || "$stat" == Z* ]]
-}
 
 port_open() { (exec 3<>"/dev/tcp/$host/$1") 2>/dev/null; }
 
@@ -293,13 +281,7 @@ cmd_stop() {
     return 0
   fi
   say "stopping pid $pid (storage $(pid_mode "$pid"), SIGTERM)"
-  kill -TERM "$pid" 2>/dev/null || true
-  while ! gone_or_zombie "$pid" && (( SECONDS - t0 < stop_timeout )); do sleep 0.2; done
-  if ! gone_or_zombie "$pid"; then
-    say "still running after ${stop_timeout} s; SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do gone_or_zombie "$pid" && break; sleep 0.1; done
-  fi
+  stop_pid "$pid" "$stop_timeout"
   rm -f "$pid_file" "$mode_file"
   say "stopped in $((SECONDS - t0)) s"
 }

@@ -36,6 +36,7 @@ start_timeout=30
 stop_timeout=30
 
 say() { echo "s3.sh: $*" >&2; }
+source "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 die() { say "ERROR: $*"; exit 1; }
 
 port_open() { (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; }
@@ -82,23 +83,8 @@ ensure_bin() {
 }
 
 # The pid in the pid file, if it names a live (not zombie) s3s-fs.
-live_pid() {
-  [ -s "$pid_file" ] || return 1
-  local pid stat exe
-  pid=$(cat "$pid_file")
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  stat=$(ps -o stat= -p "$pid" 2>/dev/null) || return 1
-  [[ -n "$stat" && "$stat" != Z* ]] || return 1
-  exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
-  [ "$(basename "$exe")" = s3s-fs ] || return 1
-  echo "$pid"
-}
-
-gone_or_zombie() {
-  local stat
-  stat=$(ps -o stat= -p "$1" 2>/dev/null) || return 0
-  [[ -z "$stat" || "$stat" == Z* ]]
-}
+is_s3s_fs() { local exe; exe=$(exe_of "$1") && [ "$(basename "$exe")" = s3s-fs ]; }
+live_pid() { pid_from_file "$pid_file" is_s3s_fs; }
 
 print_env() {
   echo "S3_ENDPOINT=$endpoint"
@@ -160,13 +146,7 @@ cmd_stop() {
     return 0
   fi
   say "stopping pid $pid (SIGTERM)"
-  kill -TERM "$pid" 2>/dev/null || true
-  while ! gone_or_zombie "$pid" && (( SECONDS - t0 < stop_timeout )); do sleep 0.1; done
-  if ! gone_or_zombie "$pid"; then
-    say "still running after ${stop_timeout} s; SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do gone_or_zombie "$pid" && break; sleep 0.1; done
-  fi
+  stop_pid "$pid" "$stop_timeout"
   rm -f "$pid_file"
   say "stopped in $((SECONDS - t0)) s"
 }

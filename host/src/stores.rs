@@ -85,11 +85,26 @@ enum Probe {
     Unreachable(String),
 }
 
+/// An error with its causes (object_store's own text stops at "error sending request"; the
+/// cause, such as "Connection refused", is further down the chain).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        if !text.contains(&c_text) {
+            text = format!("{text}: {c_text}");
+        }
+        cause = c.source();
+    }
+    text
+}
+
 async fn probe(store: &dyn ObjectStore) -> Result<(), Probe> {
     match store.list_with_delimiter(Some(&ObjectPath::from("milvus-migration-probe"))).await {
         Ok(_) => Ok(()),
         Err(e) => {
-            let text = format!("{e}");
+            let text = with_causes(&e);
             if text.contains("NoSuchBucket") || text.contains("ContainerNotFound") || matches!(e, object_store::Error::NotFound { .. }) {
                 Err(Probe::Missing)
             } else if matches!(e, object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. })
@@ -127,7 +142,7 @@ pub async fn probe_remote(r: &RemoteStore) -> Result<String, String> {
     let store = bucket_store(r).map_err(|e| format!("{e:#}"))?;
     match probe(store.as_ref()).await {
         Ok(()) => Ok(format!("{} reachable", r.display())),
-        Err(Probe::Missing) if r.check_bucket && r.cloud == Cloud::Aws => Ok(format!("bucket {:?} missing; it will be created (checkBucket)", r.bucket)),
+        Err(Probe::Missing) if r.check_bucket && r.cloud == Cloud::Aws && r.section != "source.remote" => Ok(format!("bucket {:?} missing; it will be created (checkBucket)", r.bucket)),
         Err(Probe::Missing) => Err(format!("bucket {:?} ({}.bucket) does not exist", r.bucket, r.section)),
         Err(Probe::Denied(e)) => Err(format!("{}: access denied, check {}.ak / .sk: {e}", r.display(), r.section)),
         Err(Probe::Unreachable(e)) => Err(format!("{}: cannot reach the store: {e}", r.display())),
@@ -138,8 +153,13 @@ pub async fn probe_remote(r: &RemoteStore) -> Result<String, String> {
 pub async fn remote_grant(r: &RemoteStore) -> anyhow::Result<Grant> {
     let store = bucket_store(r)?;
     let where_ = format!("bucket {:?} ({}.bucket) at {}", r.bucket, r.section, r.endpoint.as_deref().unwrap_or("the cloud endpoint"));
+    let source = r.section == "source.remote";
     match probe(store.as_ref()).await {
         Ok(()) => {}
+        // An empty source bucket would not help: the 1.x files are read from it.
+        Err(Probe::Missing) if source => {
+            bail!("{where_} does not exist: it should hold the 1.x tables (check source.remote.bucket and .endpoint)")
+        }
         Err(Probe::Missing) if r.check_bucket => {
             if r.cloud != Cloud::Aws {
                 bail!("{where_} does not exist, and creating buckets is only supported for S3 (checkBucket); create it first");

@@ -226,6 +226,16 @@ async fn remote_bad_secret_and_missing_meta_key_are_named() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("access denied, check target.remote.ak / .sk"), "{}", text(&o));
     assert!(!err.contains("Wr0ng-Secret-Key"), "secret echoed: {err}");
+    // The run report says it failed, and does not carry the secret either.
+    let reports: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("milvus-migration-dump-"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 1, "one report per run");
+    assert!(reports[0].contains("\"outcome\": \"failed\"") && reports[0].contains("access denied"), "{}", reports[0]);
+    assert!(!reports[0].contains("Wr0ng-Secret-Key"), "secret in the report: {}", reports[0]);
 
     let meta = format!("  mode: remote\n  remoteMetaFile: {name}/no-such-meta.json");
     let cfg = config(dir.path(), &meta, &remote_source(&name), &format!("migration/{name}"), "");

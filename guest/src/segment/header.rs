@@ -6,6 +6,9 @@ use crate::error::{Error, Result};
 use crate::io::{read_exact, Reader};
 
 pub const HEADER_BYTES: u64 = 8;
+/// Rows a 1.x segment can have: row offsets (`deleted_docs`, the segment's in-memory offsets)
+/// are i32.
+pub const MAX_SEGMENT_ROWS: u64 = 1 << 31;
 
 /// A file whose header has been read and checked; the reader is positioned at the payload.
 #[derive(Debug)]
@@ -43,8 +46,11 @@ impl<R: Reader> CountedFile<R> {
         }
         Ok(CountedFile { reader, path: path.to_string(), payload })
     }
+}
 
-    /// Rows of `row_bytes` each; the payload must divide exactly.
+impl<R> CountedFile<R> {
+    /// Rows of `row_bytes` each; the payload must divide exactly, into at most
+    /// [`MAX_SEGMENT_ROWS`] rows.
     pub fn rows(&self, row_bytes: u64, what: &str) -> Result<u64> {
         if self.payload % row_bytes != 0 {
             return Err(Error::invalid(
@@ -53,7 +59,20 @@ impl<R: Reader> CountedFile<R> {
                 format!("{} payload bytes are not a whole number of {what} of {row_bytes} bytes", self.payload),
             ));
         }
-        Ok(self.payload / row_bytes)
+        let rows = self.payload / row_bytes;
+        if rows > MAX_SEGMENT_ROWS {
+            // A sparse or crafted file: refuse before anything is sized by the row count.
+            return Err(Error::invalid(
+                &self.path,
+                Some(0),
+                format!(
+                    "header says {} payload bytes, {rows} {what}: more than a 1.x segment can hold \
+                     (row offsets are 32-bit, so at most {MAX_SEGMENT_ROWS} rows)",
+                    self.payload
+                ),
+            ));
+        }
+        Ok(rows)
     }
 }
 
@@ -92,6 +111,16 @@ mod tests {
     fn huge_claim_does_not_overflow() {
         let err = open(counted(&[0; 8], u64::MAX)).unwrap_err().to_string();
         assert!(err.contains("2^64"), "{err}");
+    }
+
+    #[test]
+    fn more_rows_than_a_segment_can_hold() {
+        // The header agrees with the file size (a sparse file), but 2^37 ids is no 1.x segment.
+        let f = CountedFile { reader: (), path: "t/s/s.uid".into(), payload: 1 << 40 };
+        let err = f.rows(8, "8-byte ids").unwrap_err().to_string();
+        assert!(err.contains("t/s/s.uid") && err.contains("137438953472 8-byte ids") && err.contains("at most 2147483648 rows"), "{err}");
+        let f = CountedFile { reader: (), path: "t/s/s.uid".into(), payload: 8 << 31 };
+        assert_eq!(f.rows(8, "ids").unwrap(), 1 << 31);
     }
 
     #[test]

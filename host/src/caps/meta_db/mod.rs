@@ -83,7 +83,8 @@ where
 pub(crate) fn sql_error(what: &str, e: sqlx::Error) -> types::Error {
     let msg = format!("meta database {what}: {e}");
     match e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => types::Error::Unavailable(msg),
+        sqlx::Error::Io(_) => types::Error::Unavailable(format!("meta database {what}: the connection failed or was closed: {e}")),
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => types::Error::Unavailable(msg),
         sqlx::Error::Database(d) => types::Error::Remote(types::RemoteError {
             code: d.code().and_then(|c| c.parse().ok()).unwrap_or(0),
             reason: msg,

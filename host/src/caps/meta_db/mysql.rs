@@ -6,10 +6,13 @@ use std::str::FromStr;
 use anyhow::{anyhow, bail};
 use async_trait::async_trait;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
-use sqlx::{Executor, Row, TypeInfo, ValueRef};
+use sqlx::{ConnectOptions, Connection, Executor, Row, TypeInfo, ValueRef};
 
 use super::{bind_params, sql_error, MetaSource};
 use crate::bindings::types;
+
+/// How long connecting may take (the first connection, and each one the pool opens).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct MySqlSource {
     pool: MySqlPool,
@@ -55,11 +58,27 @@ pub fn parse_dsn(dsn: &str) -> anyhow::Result<MySqlConnectOptions> {
 impl MySqlSource {
     /// Connects read-only; `setting` names where the DSN came from (`-m`, `meta.mysqlUrl`).
     pub async fn open(dsn: &str, setting: &str) -> anyhow::Result<Self> {
-        let opts = parse_dsn(dsn).map_err(|e| anyhow!("{setting}: {e}"))?;
+        let opts = parse_dsn(dsn).map_err(|e| anyhow!("{setting}: {e}"))?.disable_statement_logging();
         let display = describe(&opts);
+        let connect_error = |e: sqlx::Error| match &e {
+            sqlx::Error::Database(d) if d.code().as_deref() == Some("28000") || d.message().contains("Access denied") => {
+                anyhow!("MySQL meta {display} ({setting}): access denied, check the user and password: {}", d.message())
+            }
+            sqlx::Error::Database(d) => anyhow!("MySQL meta {display} ({setting}): {}", d.message()),
+            _ => anyhow!("cannot reach the MySQL meta {display} ({setting}): {e}"),
+        };
+        // One direct connection first: the pool retries a refused connection until its timeout and
+        // then reports only the timeout; this names the cause (refused, unknown host, password).
+        match tokio::time::timeout(CONNECT_TIMEOUT, opts.connect()).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+            }
+            Ok(Err(e)) => return Err(connect_error(e)),
+            Err(_) => bail!("cannot reach the MySQL meta {display} ({setting}): no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+        }
         let pool = MySqlPoolOptions::new()
             .max_connections(2)
-            .acquire_timeout(std::time::Duration::from_secs(10))
+            .acquire_timeout(CONNECT_TIMEOUT)
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
@@ -68,13 +87,7 @@ impl MySqlSource {
             })
             .connect_with(opts)
             .await
-            .map_err(|e| match &e {
-                sqlx::Error::Database(d) if d.code().as_deref() == Some("28000") || d.message().contains("Access denied") => {
-                    anyhow!("MySQL meta {display} ({setting}): access denied, check the user and password: {}", d.message())
-                }
-                sqlx::Error::Database(d) => anyhow!("MySQL meta {display} ({setting}): {}", d.message()),
-                _ => anyhow!("cannot reach the MySQL meta {display} ({setting}): {e}"),
-            })?;
+            .map_err(connect_error)?;
         Ok(MySqlSource { pool, display })
     }
 
