@@ -5,6 +5,8 @@
 //! of live rows, write both npy headers and stream `.rv` and `.uid` in step, chunk by chunk,
 //! dropping deleted rows in place. Memory: one chunk of each file plus one bit per row.
 
+use std::cell::Cell;
+
 use crate::bad_data::{first_non_finite, float_name, Dropped, Policy, Rejects};
 use crate::error::{Error, Result};
 use crate::io::{read_exact, Level, Reader, Report, Role, Store, Writer, Written};
@@ -157,8 +159,20 @@ pub fn open_segment<S: Store>(
     let mut unpaired = None;
     if rv.payload != rows * row_bytes {
         let whole = rv.payload % row_bytes == 0;
+        // As many rows as ids but of another width: the dimension is off, never a row count to
+        // reconcile (the bad-data policy must not pair rows of the wrong width).
+        let other_width = rows > 0 && rv.payload % rows == 0 && rv.payload / rows != row_bytes;
         let hint = if !whole {
             format!("; {} bytes is not a whole number of rows, so the dimension {dim} does not match the row width", rv.payload)
+        } else if other_width {
+            // As many rows as ids, but of another width: the meta's dimension is wrong.
+            let width = rv.payload / rows;
+            let actual = match vector {
+                VectorKind::Float if width % 4 == 0 => format!(" (dim {})", width / 4),
+                VectorKind::Binary => format!(" (dim {})", width * 8),
+                _ => String::new(),
+            };
+            format!("; that is {rows} rows of {width} bytes{actual}, so the files do not have the meta's dimension {dim}")
         } else {
             format!(" (it holds {} rows)", rv.payload / row_bytes)
         };
@@ -172,7 +186,7 @@ pub fn open_segment<S: Store>(
                 rv.payload
             ),
         );
-        if !whole {
+        if !whole || other_width {
             return Err(error);
         }
         // Whole rows on both sides: row i pairs with row i; the longer file's tail is unpaired.
@@ -243,13 +257,16 @@ pub fn dump_segment<S: Store>(
     let duplicates = gone.count() - src.deleted.count();
     rejects.rows -= duplicates; // counted apart from bad data
     let mut bad = Vec::new();
+    let progress = Attempts { report, this: Cell::new((0, 0)), shown: Cell::new((0, 0)) };
     let files = loop {
-        match write_live(store, report, unit, opts, &src, &gone, &where_)? {
+        match write_live(store, &progress, unit, opts, &src, &gone, &where_)? {
             Ok(files) => break files,
             Err(row) if policy == Policy::Fail || !bad.is_empty() => return Err(row.error(&src)?),
             Err(_) => {
-                // The first bad row aborts the attempt (its writers are dropped, so nothing was
-                // published); find every bad row, then write again without them.
+                // The first bad row aborts the attempt (its writers are dropped and the files it
+                // had finished deleted, so nothing is left); find every bad row, then write
+                // again without them.
+                progress.this.set((0, 0));
                 bad = find_non_finite(&src, &gone)?;
                 for &r in &bad {
                     let (id, v) = src.row(r)?;
@@ -376,6 +393,32 @@ fn find_non_finite<R: crate::io::Reader>(src: &SegmentSource<R>, gone: &DeletedS
     Ok(out)
 }
 
+/// Progress across write attempts: an attempt aborted by a bad row has already reported its
+/// first chunks, which the retry writes again, so only what goes beyond the furthest attempt
+/// so far is passed on (each row and byte is counted once).
+struct Attempts<'a, R> {
+    report: &'a R,
+    /// Rows and bytes the current attempt has reported.
+    this: Cell<(u64, u64)>,
+    /// Rows and bytes passed on.
+    shown: Cell<(u64, u64)>,
+}
+
+impl<R: Report> Report for Attempts<'_, R> {
+    fn log(&self, level: Level, message: &str) {
+        self.report.log(level, message);
+    }
+    fn progress(&self, rows: u64, bytes: u64) {
+        let ((r, b), (sr, sb)) = (self.this.get(), self.shown.get());
+        let (r, b) = (r + rows, b + bytes);
+        self.this.set((r, b));
+        if r > sr || b > sb {
+            self.report.progress(r.saturating_sub(sr), b.saturating_sub(sb));
+            self.shown.set((r.max(sr), b.max(sb)));
+        }
+    }
+}
+
 /// Streams the live rows (not in `gone`) into the segment's npy files. The outer error is a
 /// failure; the inner one the first live row with a non-finite float, in which case nothing
 /// was published.
@@ -434,7 +477,7 @@ fn write_live<S: Store>(
             vecs = read_exact(&rv.reader, (n * row_bytes) as usize, rv_path, 8 + row * row_bytes)?;
             if check {
                 if let Some(bad) = first_live_non_finite(&vecs, row, row_bytes, gone) {
-                    return Ok(Err(bad));
+                    return abandon(store, &files, bad);
                 }
             }
             if runs.len() != 1 {
@@ -452,7 +495,7 @@ fn write_live<S: Store>(
                 if direct {
                     if let Some(at) = store.append(&out.0, &rv.reader, 8 + s * row_bytes, take * row_bytes, check)? {
                         let r = (at - 8) / row_bytes;
-                        return Ok(Err(BadRow { row: r, value: ((at - 8 - r * row_bytes) / 4) as usize }));
+                        return abandon(store, &files, BadRow { row: r, value: ((at - 8 - r * row_bytes) / 4) as usize });
                     }
                 } else {
                     out.0.write(&vecs[(off * row_bytes) as usize..((off + take) * row_bytes) as usize])?;
@@ -476,6 +519,15 @@ fn write_live<S: Store>(
     files.push(out.0.finish()?);
     files.push(out.1.finish()?);
     Ok(Ok(files))
+}
+
+/// Ends a write attempt at a bad row: the groups it had already finished are deleted (the
+/// retry may cut the rows into other groups, or into one plain file, and must not find them).
+fn abandon<S: Store>(store: &S, finished: &[Written], bad: BadRow) -> Result<std::result::Result<Vec<Written>, BadRow>> {
+    for f in finished {
+        store.delete(Role::Target, &f.path)?;
+    }
+    Ok(Err(bad))
 }
 
 /// The first live row of `vecs` (rows from `first`) with a non-finite component.
@@ -745,6 +797,32 @@ mod tests {
                 _ => assert!(store.get(Role::Target, "_rejects/c/_default/s.jsonl").is_none()),
             }
         }
+    }
+
+    #[test]
+    fn a_retry_leaves_no_files_of_the_aborted_attempt_and_counts_progress_once() {
+        // Found by the segment fuzz target: 4 rows in groups of 3; the first attempt finished
+        // part-0000 (rows 0-2) before the NaN in row 3; the retry has 3 rows, one plain group.
+        let store = MemStore::default();
+        segment(&store, 4, &[]);
+        let mut rv = store.get(Role::Source, "t/s/s.rv").unwrap();
+        rv[8 + 3 * 8..8 + 3 * 8 + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+        store.put(Role::Source, "t/s/s.rv", rv);
+        // 16 bytes a row (8 vector + 8 id): 48 bytes -> 3 rows a group; 1-row chunks.
+        let opts = DumpOptions { read_chunk: 8, max_group_bytes: 48, bad_data: Policy::Skip, ..Default::default() };
+        let report = MemReport::default();
+        let r = dump_segment(&store, &report, &unit(4), &opts).unwrap();
+        assert_eq!((r.rows_out, r.dropped_rows.clone()), (3, vec![3]));
+        assert_eq!(store.paths(Role::Target), ["c/_default/s/data.npy", "c/_default/s/id.npy"]);
+        assert_eq!(ids_of(&store, "c/_default/s/id.npy"), [1000, 1001, 1002]);
+        assert_eq!((report.rows.get(), report.bytes.get()), (3, 4 * 16));
+
+        // And the fail policy leaves nothing either.
+        let store2 = MemStore::default();
+        store.files.borrow().iter().filter(|(k, _)| k.0 == Role::Source as u8).for_each(|(k, v)| store2.put(Role::Source, &k.1, v.clone()));
+        let opts = DumpOptions { bad_data: Policy::Fail, ..opts };
+        assert!(dump_segment(&store2, &MemReport::default(), &unit(4), &opts).is_err());
+        assert!(store2.paths(Role::Target).is_empty(), "{:?}", store2.paths(Role::Target));
     }
 
     #[test]

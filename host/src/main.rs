@@ -33,7 +33,8 @@ fn init_logging(verbose: u8, level: Option<&str>) {
         _ => "trace".into(),
     };
     let filter = EnvFilter::try_from_env("MILVUS_MIGRATION_LOG").unwrap_or_else(|_| {
-        EnvFilter::new(format!("warn,milvus_migration={level}"))
+        // sqlx warns about pool housekeeping after a lost connection, which the error already says.
+        EnvFilter::new(format!("warn,sqlx=error,milvus_migration={level}"))
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

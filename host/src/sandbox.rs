@@ -177,8 +177,16 @@ impl Sandbox {
                         self.limits.memory_bytes >> 20
                     )
                 } else {
+                    // The root cause (e.g. the unreachable instruction a panic ends in) and what the
+                    // engine printed (the panic message); the wasm backtrace only with -v.
+                    tracing::debug!("engine trap: {trap:?}");
                     let guest = String::from_utf8_lossy(&stderr.contents()).trim().to_string();
-                    format!("the migration engine stopped: {trap:#}{}", if guest.is_empty() { String::new() } else { format!("; it said: {guest}") })
+                    let guest = guest.lines().filter(|l| !l.starts_with("note:")).collect::<Vec<_>>().join(" ");
+                    format!(
+                        "the migration engine stopped (a bug; please report it): {}{}",
+                        trap.root_cause(),
+                        if guest.is_empty() { String::new() } else { format!("; it said: {guest}") }
+                    )
                 };
                 Err(UnitError::Trap(why))
             }

@@ -335,6 +335,19 @@ fn remote(section: &'static str, r: Option<Remote>, prefix_key: &str, problems: 
         problems.push(format!("{section}.{prefix_key} {prefix:?} must not start with / (it is a key prefix in the bucket)"));
     }
     let use_iam = r.use_iam.unwrap_or(false);
+    if use_iam && (r.ak.as_deref().is_some_and(|k| !k.is_empty()) || r.sk.as_deref().is_some_and(|k| !k.is_empty())) {
+        problems.push(format!("{section}.useIAM is true but {section}.ak / .sk are set too: use one or the other"));
+    }
+    let use_ssl = r.use_ssl.unwrap_or(false);
+    match r.endpoint.as_deref() {
+        Some(e) if use_ssl && e.starts_with("http://") => {
+            problems.push(format!("{section}.useSSL is true but {section}.endpoint {e:?} says http://"))
+        }
+        Some(e) if !use_ssl && e.starts_with("https://") && r.use_ssl.is_some() => {
+            problems.push(format!("{section}.useSSL is false but {section}.endpoint {e:?} says https://"))
+        }
+        _ => {}
+    }
     let env_key = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let (ak_env, sk_env) = if section == "source.remote" { (env::SOURCE_AK, env::SOURCE_SK) } else { (env::TARGET_AK, env::TARGET_SK) };
     let access_key = r.ak.filter(|k| !k.is_empty()).or_else(|| env_key(ak_env));
@@ -350,7 +363,7 @@ fn remote(section: &'static str, r: Option<Remote>, prefix_key: &str, problems: 
         bucket,
         access_key,
         secret_key,
-        use_ssl: r.use_ssl.unwrap_or(false),
+        use_ssl,
         use_iam,
         check_bucket: r.check_bucket.unwrap_or(false),
         prefix: prefix.trim_matches('/').to_string(),
@@ -656,6 +669,28 @@ impl Settings {
         if collections.is_empty() {
             collections = f.migration.collections.clone().unwrap_or_default();
         }
+        if let (StoreSetting::Local(src), StoreSetting::Local(out)) = (&source, &target) {
+            let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+            if abs(out).starts_with(abs(src)) {
+                problems.push(format!(
+                    "target.local.outputDir {} is inside source.local.tablesDir {}: the dump would write into the 1.x installation",
+                    out.display(),
+                    src.display()
+                ));
+            }
+        }
+        let (id_field, vector_field) = (
+            f.migration.id_field.clone().unwrap_or_else(|| "id".into()),
+            f.migration.vector_field.clone().unwrap_or_else(|| "data".into()),
+        );
+        if id_field == vector_field {
+            problems.push(format!("migration.idField and migration.vectorField are both {id_field:?}: the two fields need different names"));
+        }
+        if let Some(ca) = &f.migration.milvus.ca_cert {
+            if !f.migration.milvus.tls.unwrap_or(false) {
+                problems.push(format!("migration.milvus.caCert {} is set but migration.milvus.tls is false", ca.display()));
+            }
+        }
         let mut limits = DEFAULT_LIMITS;
         if let Some(mib) = f.migration.sandbox.memory_mib {
             if !(16..=4096).contains(&mib) {
@@ -687,8 +722,8 @@ impl Settings {
             source,
             target,
             collections,
-            id_field: f.migration.id_field.unwrap_or_else(|| "id".into()),
-            vector_field: f.migration.vector_field.unwrap_or_else(|| "data".into()),
+            id_field,
+            vector_field,
             limits,
             log_level: f.log.level,
         })

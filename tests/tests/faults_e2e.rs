@@ -450,7 +450,7 @@ async fn s3_missing_bucket_and_missing_objects_are_named() {
         &o,
         1,
         &[
-            &format!("segment c/{id} (source s3://{}/{prefix}/tables)", source_bucket()),
+            &format!("segment c/{id} (source s3://{}/{prefix}/tables, target ", source_bucket()),
             &format!("not found: no .rv file in segment directory c/{id} (it holds: {id}.uid, bloom_filter, deleted_docs)"),
         ],
     );
@@ -523,7 +523,13 @@ async fn disk_full_target_names_the_file_and_leaves_no_partial_file() {
     assert_exit(
         &o,
         1,
-        &[&format!("failed: segment c/{id}"), &format!("target c/_default/{id}/"), "No space left on device", "1 of 2 segment(s) failed; no manifest was written"],
+        &[
+            &format!("failed: segment c/{id}"),
+            &format!("target {})", s(&out)),
+            &format!("target c/_default/{id}/"),
+            "No space left on device",
+            "1 of 2 segment(s) failed; no manifest was written",
+        ],
     );
     assert_no_output_for(&out, "c", &id);
     // Only complete files, under their final names: the first segment's two npy files.
@@ -596,4 +602,40 @@ fn conflicting_export_options_are_usage_errors() {
     let o = run(dir.path(), &["export", "-s", s(&dir.path().join("missing.sqlite")), "-o", "o"]);
     assert_exit(&o, 2, &[&format!("meta database {} does not exist or is not a file", s(&dir.path().join("missing.sqlite")))]);
     assert!(!dir.path().join("o").exists());
+}
+
+#[tokio::test]
+async fn contradictory_settings_are_usage_errors_naming_both_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = install(dir.path()).await;
+    let remote_target = |extra: &str| {
+        format!(
+            "target:\n  mode: remote\n  remote:\n    outputDir: x\n    cloud: aws\n    endpoint: http://127.0.0.1:9\n    bucket: b\n{extra}"
+        )
+    };
+    let cases: Vec<(String, &str)> = vec![
+        // The output inside the 1.x tables directory.
+        (String::new(), "is inside source.local.tablesDir"),
+        ("migration:\n  idField: v\n  vectorField: v\n".into(), "migration.idField and migration.vectorField are both \"v\""),
+        ("migration:\n  milvus:\n    caCert: /tmp/ca.pem\n".into(), "migration.milvus.caCert /tmp/ca.pem is set but migration.milvus.tls is false"),
+        (remote_target("    useSSL: true\n    ak: a\n    sk: s\n"), "target.remote.useSSL is true but target.remote.endpoint \"http://127.0.0.1:9\" says http://"),
+        (remote_target("    useIAM: true\n    ak: a\n    sk: Sk-Secret-9\n"), "target.remote.useIAM is true but target.remote.ak / .sk are set too"),
+    ];
+    for (i, (extra, needle)) in cases.into_iter().enumerate() {
+        let out = if i == 0 { g.tables.join("out") } else { dir.path().join("out") };
+        let mut yaml = std::fs::read_to_string(sqlite_config(dir.path(), &g, &extra)).unwrap();
+        yaml = yaml.replace(s(&dir.path().join("out")), s(&out));
+        if extra.starts_with("target:") {
+            // Drop the local target the helper wrote; the case brings its own.
+            let start = yaml.find("target:\n  mode: local").unwrap();
+            let end = yaml[start..].find("outputDir").map(|k| start + k + yaml[start + k..].find('\n').unwrap() + 1).unwrap();
+            yaml.replace_range(start..end, "");
+        }
+        let cfg = dir.path().join("conflict.yaml");
+        std::fs::write(&cfg, yaml).unwrap();
+        let o = dump(dir.path(), &cfg);
+        assert_exit(&o, 2, &[needle]);
+        assert_no_secret(&o, &["Sk-Secret-9"]);
+        assert!(!out.exists(), "a configuration error wrote output");
+    }
 }

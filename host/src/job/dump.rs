@@ -174,13 +174,14 @@ pub async fn run(s: &Settings, rec: &Recorder) -> Result<(), Failure> {
     progress.finish();
 
     let source_root = grants.source.as_ref().map(|g| g.display.clone()).unwrap_or_default();
+    let target_root = grants.target.as_ref().map(|g| g.display.clone()).unwrap_or_default();
     let mut failures = Vec::new();
     let mut reports = Vec::new();
     for (u, (took, r)) in plan.units.iter().zip(results) {
         rec.segment(u, took, r.as_ref().map_err(|e| e.to_string()));
         match r {
             Ok(rep) => reports.push(rep),
-            Err(e) => failures.push(format!("segment {} (source {source_root}): {e}", unit_name(u))),
+            Err(e) => failures.push(format!("segment {} (source {source_root}, target {target_root}): {e}", unit_name(u))),
         }
     }
     rec.warnings(warnings.lock().unwrap().iter().cloned());
