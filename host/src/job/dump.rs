@@ -74,10 +74,20 @@ async fn duplicates(sandbox: &Sandbox, base: &Caps, plan: &mut engine::DumpPlan,
             fuel: Some(fuel.max(rows.saturating_mul(5_000))),
             ..base.clone()
         };
-        let r = sandbox
-            .find_duplicates(caps, &units, opts)
-            .await
-            .map_err(|e| Failure::Run(anyhow::anyhow!("checking the ids of collection {:?} for repeats failed: {e}", c.name)))?;
+        let r = match sandbox.find_duplicates(caps, &units, opts).await {
+            Ok(r) => r,
+            // keep-last cannot be honoured without the check; keep-all only loses the report
+            // (a segment too broken to read fails in its own unit, with the reason).
+            Err(e) if opts.keep_last => {
+                return Err(Failure::Run(anyhow::anyhow!("checking the ids of collection {:?} for repeats failed: {e}", c.name)))
+            }
+            Err(e) => {
+                let w = format!("collection {:?}: the ids could not be checked for repeats ({e}); every copy is kept", c.name);
+                tracing::warn!("{w}");
+                plan.warnings.push(w);
+                continue;
+            }
+        };
         if r.repeated_ids > 0 {
             let w = format!(
                 "collection {:?}: {} id(s) appear more than once ({} extra copies; e.g. {:?}); {}",
