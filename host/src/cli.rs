@@ -8,7 +8,9 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   1  the migration failed (bad or missing source data, a failed unit of work, a service error)
-  2  usage or configuration error (nothing was read or written)";
+  2  usage or configuration error (nothing was read or written)
+dump, load, verify and migrate print a summary and write a JSON run report (--report), also
+when they fail; an interrupted dump or load can be run again: nothing is imported twice.";
 
 const CONFIG_KEYS: &str = "\
 migration.yaml keys (the Go tool's, same meaning):
@@ -60,6 +62,9 @@ Keys of our own (section `migration`):
                                                 the file, offset and reason; skip drops and counts
                                                 them; reject also writes them with the reason to
                                                 <outputDir>/_rejects/<segment dir>.jsonl
+  migration.duplicateIds                        keep-all (default) | keep-last: primary keys repeated
+                                                across the 1.x rows are always reported; keep-last
+                                                keeps only the newest copy (highest segment, row)
 A local target (target.mode local) is imported by absolute path, so Milvus must use local
 storage on this machine (common.storageType: local).
 Unknown keys are errors, reported with their line.";
