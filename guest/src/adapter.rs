@@ -526,7 +526,7 @@ impl From<CollectionLoad> for wit::CollectionLoad {
                     groups: p
                         .groups
                         .into_iter()
-                        .map(|g| wit::FileGroup { segment_id: g.segment_id, files: g.files, rows: g.rows, dropped_rows: g.dropped_rows })
+                        .map(|g| wit::FileGroup { segment_id: g.segment_id, files: g.files, checksums: g.checksums, rows: g.rows, dropped_rows: g.dropped_rows })
                         .collect(),
                 })
                 .collect(),
@@ -558,7 +558,7 @@ impl From<wit::CollectionLoad> for CollectionLoad {
                     name: p.name,
                     table_id: p.table_id,
                     rows: p.rows,
-                    groups: p.groups.into_iter().map(|g| FileGroup { segment_id: g.segment_id, files: g.files, rows: g.rows, dropped_rows: g.dropped_rows }).collect(),
+                    groups: p.groups.into_iter().map(|g| FileGroup { segment_id: g.segment_id, files: g.files, checksums: g.checksums, rows: g.rows, dropped_rows: g.dropped_rows }).collect(),
                 })
                 .collect(),
         }

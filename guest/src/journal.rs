@@ -30,6 +30,9 @@ pub struct Entry {
     pub collection: String,
     pub partition: String,
     pub files: Vec<String>,
+    /// The files' CRC-32C from the manifest when the import was submitted.
+    #[serde(default)]
+    pub checksums: Vec<String>,
     pub task: i64,
     pub state: State,
     pub rows: u64,

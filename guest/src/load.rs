@@ -52,6 +52,9 @@ pub struct FileGroup {
     pub rows: u64,
     /// Segment rows the dump's bad-data policy dropped.
     pub dropped_rows: Vec<u64>,
+    /// The files' CRC-32C (hex) from the manifest, in the order of `files`: the journal keeps
+    /// them, so a re-run can tell when the dump changed under an import it already did.
+    pub checksums: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -192,13 +195,18 @@ pub fn map_collections<M: Milvus>(
             }
             let mut groups = Vec::new();
             for s in p.segments.iter().filter(|s| !s.files.is_empty()) {
+                let group = |files: Vec<&crate::manifest::FileEntry>, rows| FileGroup {
+                    segment_id: s.segment.clone(),
+                    files: files.iter().map(|f| f.path.clone()).collect(),
+                    checksums: files.iter().map(|f| f.crc32c.clone()).collect(),
+                    rows,
+                    dropped_rows: s.dropped_rows.clone(),
+                };
                 if s.groups.is_empty() {
-                    let files = s.files.iter().map(|f| f.path.clone()).collect();
-                    groups.push(FileGroup { segment_id: s.segment.clone(), files, rows: s.rows, dropped_rows: s.dropped_rows.clone() });
+                    groups.push(group(s.files.iter().collect(), s.rows));
                 }
                 for g in &s.groups {
-                    let files = s.files.iter().filter(|f| f.path.rsplit_once('/').map(|x| x.0) == Some(g.dir.as_str())).map(|f| f.path.clone()).collect();
-                    groups.push(FileGroup { segment_id: s.segment.clone(), files, rows: g.rows, dropped_rows: s.dropped_rows.clone() });
+                    groups.push(group(s.files.iter().filter(|f| f.path.rsplit_once('/').map(|x| x.0) == Some(g.dir.as_str())).collect(), g.rows));
                 }
             }
             partitions.push(PartitionLoad { tag: p.tag.clone(), name, table_id: p.table_id.clone(), rows: p.rows, groups });
@@ -292,12 +300,22 @@ pub fn load_collection(store: &impl Store, milvus: &impl Milvus, report: &impl R
                 collection: c.name.clone(),
                 partition: p.name.clone(),
                 files: g.files.clone(),
+                checksums: g.checksums.clone(),
                 task,
                 state,
                 rows: g.rows,
                 reason: String::new(),
             };
-            match journal::read(store, &jpath)? {
+            let earlier = journal::read(store, &jpath)?;
+            if let Some(e) = earlier.as_ref().filter(|e| e.state != State::Failed && !e.checksums.is_empty() && e.checksums != g.checksums) {
+                return Err(Error::Unsupported(format!(
+                    "segment {}: the dump changed since an earlier run imported it (task {}, journal {jpath}): its files now have \
+                     other checksums, and importing them again would duplicate rows. Load into a new collection (migration.rename), \
+                     or drop {:?} and delete the journal to start over",
+                    g.segment_id, e.task, c.name
+                )));
+            }
+            match earlier {
                 Some(e) if e.state == State::Completed => {
                     out.skipped += 1;
                     continue;
@@ -330,6 +348,7 @@ pub fn load_collection(store: &impl Store, milvus: &impl Milvus, report: &impl R
             collection: c.name.clone(),
             partition: p.name.clone(),
             files: g.files.clone(),
+            checksums: g.checksums.clone(),
             task,
             state: if outcome.completed { State::Completed } else { State::Failed },
             rows: outcome.rows,

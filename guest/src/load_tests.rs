@@ -300,6 +300,22 @@ fn an_intent_that_cannot_be_checked_stops_instead_of_guessing() {
 }
 
 #[test]
+fn a_dump_changed_under_an_earlier_import_stops_the_load() {
+    let store = dumped();
+    let milvus = FakeMilvus { store: store.clone(), ..Default::default() };
+    let plan = plan_load(&store, &milvus, &opts()).unwrap();
+    load_collection(&store, &milvus, &MemReport::default(), &plan.collections[0]).unwrap();
+    // A new dump wrote other bytes for segment s1 (the manifest's checksum changes).
+    let mut m: serde_json::Value = serde_json::from_slice(&store.get(Role::Target, "manifest.json").unwrap()).unwrap();
+    m["collections"][0]["partitions"][0]["segments"][0]["files"][0]["crc32c"] = "0badc0de".into();
+    store.put(Role::Target, "manifest.json", serde_json::to_vec(&m).unwrap());
+    let plan = plan_load(&store, &milvus, &opts()).unwrap();
+    let err = load_collection(&store, &milvus, &MemReport::default(), &plan.collections[0]).unwrap_err().to_string();
+    assert!(err.contains("segment s1: the dump changed since an earlier run imported it") && err.contains("_journal/c/_default/s1.json"), "{err}");
+    assert_eq!(milvus.imports.get(), 2, "nothing imported again");
+}
+
+#[test]
 fn a_mismatched_existing_collection_stops_the_plan() {
     let store = dumped();
     let milvus = FakeMilvus { store: store.clone(), ..Default::default() };
