@@ -639,3 +639,42 @@ async fn contradictory_settings_are_usage_errors_naming_both_keys() {
         assert!(!out.exists(), "a configuration error wrote output");
     }
 }
+
+#[tokio::test]
+async fn secrets_appear_in_no_help_log_error_or_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = install(dir.path()).await;
+    let secrets = ["Ak-Secret-7", "Sk-Secret-7", "Pw-Secret-7", "Env-Sk-Secret-7", "Env-Pw-Secret-7"];
+    let envs = [("MILVUS_MIGRATION_SOURCE_SK", "Env-Sk-Secret-7"), ("MILVUS_MIGRATION_MILVUS_PASSWORD", "Env-Pw-Secret-7")];
+    let with_env = |args: &[&str]| {
+        let mut c = std::process::Command::new(mm_tests::tool::binary());
+        c.current_dir(dir.path()).args(args).envs(envs);
+        c.output().unwrap()
+    };
+    for args in [&["--help"][..], &["dump", "--help"], &["load", "--help"], &["migrate", "--help"], &["export", "--help"]] {
+        let o = with_env(args);
+        assert!(o.status.success());
+        assert_no_secret(&o, &secrets);
+    }
+    // A verbose load that fails: Milvus unreachable, target in a bucket with keys in the file.
+    let yaml = format!(
+        "meta:\n  mode: sqlite\n  sqliteFile: {}\nsource:\n  mode: local\n  local:\n    tablesDir: {}\n\
+         target:\n  mode: remote\n  remote:\n    outputDir: x\n    cloud: aws\n    endpoint: 127.0.0.1:9\n    bucket: b\n    ak: Ak-Secret-7\n    sk: Sk-Secret-7\n\
+         \x20 milvus2x:\n    endpoint: 127.0.0.1:1\n    username: root\n    password: Pw-Secret-7\n",
+        s(&g.meta_sqlite),
+        s(&g.tables)
+    );
+    let cfg = dir.path().join("secret.yaml");
+    std::fs::write(&cfg, yaml).unwrap();
+    let report = dir.path().join("report.json");
+    for cmd in ["load", "migrate", "dump"] {
+        let o = with_env(&["-vv", cmd, "--config", s(&cfg), "--report", s(&report)]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert_no_secret(&o, &secrets);
+        let r = std::fs::read_to_string(&report).unwrap();
+        assert!(r.contains("\"outcome\": \"failed\""), "{r}");
+        for sec in secrets {
+            assert!(!r.contains(sec), "{sec} in the report: {r}");
+        }
+    }
+}
