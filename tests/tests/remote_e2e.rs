@@ -249,3 +249,30 @@ async fn remote_bad_secret_and_missing_meta_key_are_named() {
     let dst = bucket(&var("MILVUS_BUCKET", "milvus-bucket"), &secret);
     assert!(dst.head(&Key::from(format!("migration/{name}/manifest.json"))).await.is_err(), "something was written");
 }
+
+#[tokio::test]
+async fn remote_import_killed_after_submit_is_found_on_the_server_not_repeated() {
+    require_minio_milvus();
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("rk");
+    let g = installation(dir.path(), &name).await;
+    let meta = format!("  mode: sqlite\n  sqliteFile: {}", s(&g.meta_sqlite));
+    let local_source = format!("  mode: local\n  local:\n    tablesDir: {}", s(&g.tables));
+    let cfg = config(dir.path(), &meta, &local_source, &format!("migration/{name}"), "");
+    let o = cmd(dir.path(), &cfg, &["dump"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Killed right after Milvus took the first import, before the journal has its task id.
+    let o = std::process::Command::new(mm_tests::tool::binary())
+        .current_dir(dir.path())
+        .args(["load", &format!("--config={}", s(&cfg))])
+        .env("MILVUS_MIGRATION_CRASH_AT", "import-submitted:1")
+        .output()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(o.status.signal(), Some(9), "{}", text(&o));
+    // The re-run finds that task by its bucket keys and waits on it; counts then match exactly.
+    let o = cmd(dir.path(), &cfg, &["load"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("an earlier run's import reached the server as task"), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("verified:"), "{}", text(&o));
+}
