@@ -841,4 +841,18 @@ mod tests {
         assert!(text.contains(r#""id":1004"#) && text.contains(r#""id":1005"#) && text.contains("has no partner"), "{text}");
         assert!(text.contains(r#""deletedOffset":9"#), "{text}");
     }
+
+    #[test]
+    fn older_copies_of_repeated_ids_are_left_out_and_counted_apart() {
+        let store = MemStore::default();
+        segment(&store, 6, &[1]);
+        let mut u = unit(5);
+        u.drop_rows = vec![1, 4]; // row 1 is deleted anyway; row 4 has a newer copy elsewhere
+        let opts = DumpOptions { bad_data: Policy::Reject, ..Default::default() };
+        let r = dump_segment(&store, &MemReport::default(), &u, &opts).unwrap();
+        assert_eq!((r.rows_out, r.deleted, r.duplicates_dropped, r.dropped_rows.clone()), (4, 1, 1, vec![4]));
+        assert_eq!(ids_of(&store, "c/_default/s/id.npy"), [1000, 1002, 1003, 1005]);
+        let text = String::from_utf8(store.get(Role::Target, "_rejects/c/_default/s.jsonl").unwrap()).unwrap();
+        assert!(text.contains(r#""id":1004"#) && text.contains("keep-last"), "{text}");
+    }
 }
