@@ -86,7 +86,7 @@ impl wit::Guest for Component {
 
     fn load_collection(collection: wit::CollectionLoad) -> Result<wit::LoadReport, types::Error> {
         let r = load::load_collection(&Imports, &Imports, &Imports, &collection.into())?;
-        Ok(wit::LoadReport { imported: r.imported, skipped: r.skipped, rows: r.rows })
+        Ok(wit::LoadReport { imported: r.imported, skipped: r.skipped, rows: r.rows, partition_rows: r.partition_rows })
     }
 
     fn verify_collection(collection: wit::CollectionLoad) -> Result<wit::VerifyReport, types::Error> {

@@ -103,6 +103,8 @@ pub struct LoadReport {
     pub imported: u32,
     pub skipped: u32,
     pub rows: u64,
+    /// Rows imported by this run per 2.x partition (every planned partition listed).
+    pub partition_rows: Vec<(String, u64)>,
 }
 
 fn vector_kind(c: &CollectionEntry) -> Result<VectorKind> {
@@ -291,7 +293,7 @@ pub fn load_collection(store: &impl Store, milvus: &impl Milvus, report: &impl R
         report.log(Level::Info, &format!("created partition {:?} of {:?}", p.name, c.name));
     }
 
-    let mut out = LoadReport::default();
+    let mut out = LoadReport { partition_rows: c.partitions.iter().map(|p| (p.name.clone(), 0)).collect(), ..Default::default() };
     let mut waiting = Vec::new();
     for p in &c.partitions {
         for g in &p.groups {
@@ -364,6 +366,9 @@ pub fn load_collection(store: &impl Store, milvus: &impl Milvus, report: &impl R
         if outcome.completed {
             out.imported += 1;
             out.rows += g.rows;
+            if let Some(pr) = out.partition_rows.iter_mut().find(|(n, _)| *n == p.name) {
+                pr.1 += g.rows;
+            }
             report.progress(g.rows, 0);
         }
     }

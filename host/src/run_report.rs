@@ -40,6 +40,9 @@ pub struct PartitionRow {
     pub reject_files: Vec<String>,
     /// Every segment of the partition was converted.
     pub complete: bool,
+    /// Rows this run imported into the partition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imported: Option<u64>,
     /// Rows the load expects here (from the manifest) and what Milvus counted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected_rows: Option<u64>,
@@ -235,6 +238,11 @@ impl Recorder {
             col.load_seconds = Some(secs(took));
             match result {
                 Ok(l) => {
+                    for p in col.partitions.iter_mut() {
+                        if let Some((_, n)) = l.partition_rows.iter().find(|(name, _)| Some(name) == p.name.as_ref()) {
+                            p.imported = Some(*n);
+                        }
+                    }
                     col.groups_imported = Some(l.imported);
                     col.groups_already_imported = Some(l.skipped);
                     col.imported = Some(l.rows);
@@ -303,8 +311,8 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 fn print_table(r: &Report) {
     println!("summary ({}):", r.outcome);
     println!(
-        "  {:<20} {:<20} {:>10} {:>8} {:>8} {:>10} {:>10} {:>9}",
-        "collection", "partition", "source", "deleted", "dropped", "dumped", "in milvus", "verified"
+        "  {:<20} {:<20} {:>10} {:>8} {:>8} {:>10} {:>10} {:>10} {:>9}",
+        "collection", "partition", "source", "deleted", "dropped", "dumped", "imported", "in milvus", "verified"
     );
     let mut by: BTreeMap<&str, &CollectionRow> = BTreeMap::new();
     for c in &r.collections {
@@ -320,13 +328,14 @@ fn print_table(r: &Report) {
                 None => "-",
             };
             println!(
-                "  {:<20} {:<20} {:>10} {:>8} {:>8} {:>10} {:>10} {:>9}",
+                "  {:<20} {:<20} {:>10} {:>8} {:>8} {:>10} {:>10} {:>10} {:>9}",
                 c.target.as_deref().unwrap_or(&c.name),
                 part,
                 if !p.in_dump { "-".into() } else { p.source_rows.to_string() },
                 if !p.in_dump { "-".into() } else { p.deleted.to_string() },
                 if !p.in_dump { "-".into() } else { p.dropped.to_string() },
                 dumped,
+                opt(p.imported),
                 opt(p.milvus_rows),
                 verified
             );
