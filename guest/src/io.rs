@@ -162,9 +162,11 @@ pub fn read_exact(r: &impl Reader, n: usize, path: &str, at: u64) -> Result<Vec<
     Ok(buf)
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "memory"))]
 pub mod memory {
-    //! An in-memory store and report for unit tests.
+    //! An in-memory store and report for unit tests and the fuzz targets (feature `memory`).
+    //! Strict where a real host would refuse: an append outside the source file, or progress
+    //! that overflows, panics.
     use super::*;
     use std::cell::{Cell, RefCell};
     use std::collections::BTreeMap;
@@ -202,6 +204,13 @@ pub mod memory {
         max_read: usize,
     }
 
+    impl MemReader {
+        /// A reader over `data` serving at most `max_read` bytes a call (0: unlimited).
+        pub fn new(data: Vec<u8>, max_read: usize) -> Self {
+            MemReader { data, pos: Cell::new(0), max_read: if max_read == 0 { usize::MAX } else { max_read } }
+        }
+    }
+
     impl Reader for MemReader {
         fn size(&self) -> u64 {
             self.data.len() as u64
@@ -213,7 +222,8 @@ pub mod memory {
             Ok(self.data[p..p + n].to_vec())
         }
         fn seek(&self, offset: u64) -> Result<()> {
-            self.pos.set((offset as usize).min(self.data.len()));
+            // Like a file: seeking past the end is allowed, reads there return nothing.
+            self.pos.set(usize::try_from(offset).unwrap_or(usize::MAX).min(self.data.len()));
             Ok(())
         }
     }
@@ -241,9 +251,14 @@ pub mod memory {
         type R = MemReader;
         type W = MemWriter;
         fn append(&self, dst: &MemWriter, src: &MemReader, offset: u64, len: u64, finite_f32: bool) -> Result<Option<u64>> {
-            let (a, b) = (offset as usize, (offset + len) as usize);
+            let end = offset.checked_add(len).expect("append range overflows u64");
+            assert!(end <= src.data.len() as u64, "append {offset}+{len} past the end of a {}-byte file", src.data.len());
+            let (a, b) = (offset as usize, end as usize);
             if finite_f32 {
-                if let Some(i) = crate::bad_data::first_non_finite(&src.data[a..b]) {
+                assert!(len % 4 == 0, "append of {len} bytes checked as f32 values");
+                // f32::is_finite, independently of the engine's own bit test.
+                let bad = src.data[a..b].chunks_exact(4).position(|c| !f32::from_le_bytes(c.try_into().expect("4 bytes")).is_finite());
+                if let Some(i) = bad {
                     dst.write(&src.data[a..a + 4 * i])?;
                     src.pos.set(a + 4 * i);
                     return Ok(Some((a + 4 * i) as u64));
@@ -255,7 +270,7 @@ pub mod memory {
         }
         fn open(&self, role: Role, path: &str) -> Result<MemReader> {
             let data = self.get(role, path).ok_or_else(|| Error::NotFound(path.to_string()))?;
-            Ok(MemReader { data, pos: Cell::new(0), max_read: if self.max_read == 0 { usize::MAX } else { self.max_read } })
+            Ok(MemReader::new(data, self.max_read))
         }
         fn create(&self, role: Role, path: &str) -> Result<MemWriter> {
             Ok(MemWriter { files: self.files.clone(), key: key(role, path), buf: RefCell::new(Vec::new()) })
@@ -272,7 +287,7 @@ pub mod memory {
             let mut names: Vec<String> = self
                 .paths(role)
                 .iter()
-                .filter_map(|p| p.strip_prefix(&dir).map(|rest| rest.split('/').next().unwrap().to_string()))
+                .filter_map(|p| p.strip_prefix(&dir).map(|rest| rest.split('/').next().unwrap_or("").to_string()))
                 .collect();
             names.dedup();
             Ok(names)
@@ -291,8 +306,8 @@ pub mod memory {
             self.lines.borrow_mut().push((level, message.to_string()));
         }
         fn progress(&self, rows: u64, bytes: u64) {
-            self.rows.set(self.rows.get() + rows);
-            self.bytes.set(self.bytes.get() + bytes);
+            self.rows.set(self.rows.get().checked_add(rows).expect("progress rows overflow"));
+            self.bytes.set(self.bytes.get().checked_add(bytes).expect("progress bytes overflow"));
         }
     }
 }

@@ -120,7 +120,7 @@ pub fn to_json(inst: &Installation) -> String {
             ),
         })
         .collect();
-    let rows = collections.iter().map(|c| c.rows).sum();
+    let rows = collections.iter().fold(0i64, |sum, c| sum.saturating_add(c.rows));
     let doc = MetaJson { format: Some(FORMAT.to_string()), collections, rows };
     serde_json::to_string_pretty(&doc).expect("meta.json serializes")
 }
@@ -255,6 +255,26 @@ mod tests {
         let back = from_json(&text, "meta.json").unwrap();
         assert_eq!(back.collections, inst.collections);
         assert!(back.warnings.is_empty());
+    }
+
+    #[test]
+    fn huge_row_counts_saturate_instead_of_overflowing() {
+        // Found by the meta_json fuzz target: row counts whose sum overflows i64 made to_json
+        // panic (debug) or wrap (release).
+        let seg = |id: &str| {
+            format!(r#"{{"collection":"a","segment":"{id}","dim":2,"rows":9223372036854775807,"fileSize":1}}"#)
+        };
+        let text = format!(
+            r#"{{"collections":[{{"collection":"a","metric":1,"rows":1,"dim":2,"segments":[{},{}]}},
+                {{"collection":"b","metric":1,"rows":1,"dim":2,"segments":[{}]}}],"rows":1}}"#,
+            seg("1"),
+            seg("2"),
+            seg("3")
+        );
+        let inst = from_json(&text, "meta.json").unwrap();
+        assert_eq!(inst.collections[0].rows(), i64::MAX);
+        let v: serde_json::Value = serde_json::from_str(&to_json(&inst)).unwrap();
+        assert_eq!((v["rows"].as_i64(), v["collections"][0]["rows"].as_i64()), (Some(i64::MAX), Some(i64::MAX)));
     }
 
     #[test]

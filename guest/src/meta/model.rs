@@ -75,8 +75,9 @@ pub struct Partition {
 }
 
 impl Partition {
+    /// The segments' row counts added up (saturating: a corrupt meta can hold any i64).
     pub fn rows(&self) -> i64 {
-        self.segments.iter().map(|s| s.row_count).sum()
+        self.segments.iter().fold(0i64, |sum, s| sum.saturating_add(s.row_count))
     }
 }
 
@@ -102,7 +103,7 @@ impl Collection {
     }
 
     pub fn rows(&self) -> i64 {
-        self.all_partitions().map(Partition::rows).sum()
+        self.all_partitions().fold(0i64, |sum, p| sum.saturating_add(p.rows()))
     }
 }
 
