@@ -335,9 +335,8 @@ fn remote(section: &'static str, r: Option<Remote>, prefix_key: &str, problems: 
         problems.push(format!("{section}.{prefix_key} {prefix:?} must not start with / (it is a key prefix in the bucket)"));
     }
     let use_iam = r.use_iam.unwrap_or(false);
-    if use_iam && (r.ak.as_deref().is_some_and(|k| !k.is_empty()) || r.sk.as_deref().is_some_and(|k| !k.is_empty())) {
-        problems.push(format!("{section}.useIAM is true but {section}.ak / .sk are set too: use one or the other"));
-    }
+    // useIAM: true with ak/sk set is the guide's own template (placeholder keys): the keys are
+    // ignored, as the Go tool does.
     let use_ssl = r.use_ssl.unwrap_or(false);
     match r.endpoint.as_deref() {
         Some(e) if use_ssl && e.starts_with("http://") => {

@@ -619,7 +619,7 @@ async fn contradictory_settings_are_usage_errors_naming_both_keys() {
         ("migration:\n  idField: v\n  vectorField: v\n".into(), "migration.idField and migration.vectorField are both \"v\""),
         ("migration:\n  milvus:\n    caCert: /tmp/ca.pem\n".into(), "migration.milvus.caCert /tmp/ca.pem is set but migration.milvus.tls is false"),
         (remote_target("    useSSL: true\n    ak: a\n    sk: s\n"), "target.remote.useSSL is true but target.remote.endpoint \"http://127.0.0.1:9\" says http://"),
-        (remote_target("    useIAM: true\n    ak: a\n    sk: Sk-Secret-9\n"), "target.remote.useIAM is true but target.remote.ak / .sk are set too"),
+        (remote_target("    useSSL: false\n    ak: a\n    sk: Sk-Secret-9\n").replace("http://", "https://"), "target.remote.useSSL is false but target.remote.endpoint \"https://127.0.0.1:9\" says https://"),
     ];
     for (i, (extra, needle)) in cases.into_iter().enumerate() {
         let out = if i == 0 { g.tables.join("out") } else { dir.path().join("out") };
