@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use arbitrary::Arbitrary;
 use guest::error::Error;
-use guest::segment::deleted::{DeletedSet, Layout};
+use guest::segment::deleted::{DeletedSet, Layout, OUTSIDE_KEPT};
 use guest_fuzz::{counted, MemReader};
 use libfuzzer_sys::fuzz_target;
 
@@ -28,7 +28,7 @@ struct Input {
 }
 
 /// Out-of-range offsets `DeletedSet` keeps for messages.
-const OUTSIDE_KEPT: usize = 1000;
+
 
 #[derive(Debug)]
 enum Model {

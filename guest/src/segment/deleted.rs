@@ -23,8 +23,8 @@ pub struct DeletedSet {
     pub outside_first: Vec<(i32, u64)>,
 }
 
-/// Out-of-range offsets kept for messages and reject files.
-const OUTSIDE_KEPT: usize = 1000;
+/// Out-of-range offsets kept for messages and reject files (the fuzz target checks against it).
+pub const OUTSIDE_KEPT: usize = 1000;
 
 /// How the file was laid out, for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
