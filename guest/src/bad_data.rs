@@ -83,6 +83,17 @@ pub struct Dropped<'a> {
     pub reason: String,
 }
 
+/// What was dropped, for the counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A row the bad-data policy dropped.
+    Row,
+    /// An older copy of a repeated primary key (keep-last).
+    Duplicate,
+    /// A deletion of a row outside the segment, ignored.
+    Deletion,
+}
+
 /// Where a segment's dropped rows go: counted, and for `reject` written as they come, so
 /// memory stays bounded however many there are.
 pub struct Rejects<'s, S: Store> {
@@ -92,21 +103,23 @@ pub struct Rejects<'s, S: Store> {
     path: String,
     writer: Option<S::W>,
     pub rows: u64,
+    pub duplicates: u64,
     pub deletes: u64,
 }
 
 impl<'s, S: Store> Rejects<'s, S> {
     pub fn new(store: &'s S, policy: Policy, kind: VectorKind, output_dir: &str) -> Self {
-        Rejects { store, policy, kind, path: format!("_rejects/{output_dir}.jsonl"), writer: None, rows: 0, deletes: 0 }
+        Rejects { store, policy, kind, path: format!("_rejects/{output_dir}.jsonl"), writer: None, rows: 0, duplicates: 0, deletes: 0 }
     }
 
-    /// Counts (and for `reject`, writes) a dropped row; `deletion` marks an ignored deletion.
-    pub fn drop(&mut self, d: Dropped, deletion: bool) -> Result<()> {
-        if deletion {
-            self.deletes += 1;
-        } else {
-            self.rows += 1;
-        }
+    /// Counts (and for `reject`, writes) a dropped row or an ignored deletion.
+    pub fn drop(&mut self, d: Dropped, kind: Kind) -> Result<()> {
+        *match kind {
+            Kind::Row => &mut self.rows,
+            Kind::Duplicate => &mut self.duplicates,
+            Kind::Deletion => &mut self.deletes,
+        } += 1;
+        let deletion = kind == Kind::Deletion;
         if self.policy != Policy::Reject {
             return Ok(());
         }
@@ -159,8 +172,8 @@ mod tests {
         let store = MemStore::default();
         let mut r = Rejects::new(&store, Policy::Reject, VectorKind::Float, "c/_default/7");
         let v = bytes(&[1.5, f32::NAN]);
-        r.drop(Dropped { file: "t/7/7.rv", row: 3, id: Some(42), vector: Some(&v), reason: "NaN".into() }, false).unwrap();
-        r.drop(Dropped { file: "t/7/deleted_docs", row: 99, id: None, vector: None, reason: "outside".into() }, true).unwrap();
+        r.drop(Dropped { file: "t/7/7.rv", row: 3, id: Some(42), vector: Some(&v), reason: "NaN".into() }, Kind::Row).unwrap();
+        r.drop(Dropped { file: "t/7/deleted_docs", row: 99, id: None, vector: None, reason: "outside".into() }, Kind::Deletion).unwrap();
         assert_eq!((r.rows, r.deletes), (1, 1));
         let w = r.finish().unwrap().unwrap();
         assert_eq!(w.path, "_rejects/c/_default/7.jsonl");
@@ -170,7 +183,7 @@ mod tests {
         assert_eq!(lines[1]["deletedOffset"], 99);
 
         let mut skip = Rejects::new(&store, Policy::Skip, VectorKind::Float, "c/_default/8");
-        skip.drop(Dropped { file: "f", row: 0, id: None, vector: None, reason: String::new() }, false).unwrap();
+        skip.drop(Dropped { file: "f", row: 0, id: None, vector: None, reason: String::new() }, Kind::Row).unwrap();
         assert_eq!(skip.rows, 1);
         assert!(skip.finish().unwrap().is_none(), "skip writes no file");
     }

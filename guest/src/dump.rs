@@ -7,7 +7,7 @@
 
 use std::cell::Cell;
 
-use crate::bad_data::{first_non_finite, float_name, Dropped, Policy, Rejects};
+use crate::bad_data::{first_non_finite, float_name, Dropped, Kind, Policy, Rejects};
 use crate::error::{Error, Result};
 use crate::io::{read_exact, Level, Reader, Report, Role, Store, Writer, Written};
 use crate::meta::VectorKind;
@@ -239,7 +239,7 @@ pub fn dump_segment<S: Store>(
         }
         for &(offset, _) in &src.deleted.outside_first {
             let reason = format!("deleted row offset {offset} is outside the segment, which has {} rows; ignored", src.rows);
-            rejects.drop(Dropped { file: &deleted_path, row: offset as i64, id: None, vector: None, reason }, true)?;
+            rejects.drop(Dropped { file: &deleted_path, row: offset as i64, id: None, vector: None, reason }, Kind::Deletion)?;
         }
         rejects.deletes = src.deleted.outside;
     }
@@ -251,11 +251,10 @@ pub fn dump_segment<S: Store>(
     for &r in unit.drop_rows.iter().filter(|&&r| r < src.rows && !src.deleted.contains(r)) {
         let (id, v) = src.row(r)?;
         let reason = format!("id {id} appears again in a newer row, which is kept (migration.duplicateIds: keep-last)");
-        rejects.drop(Dropped { file: &src.uid.path, row: r as i64, id: Some(id), vector: Some(&v), reason }, false)?;
+        rejects.drop(Dropped { file: &src.uid.path, row: r as i64, id: Some(id), vector: Some(&v), reason }, Kind::Duplicate)?;
         gone.add(r);
+        dropped_rows.push(r);
     }
-    let duplicates = gone.count() - src.deleted.count();
-    rejects.rows -= duplicates; // counted apart from bad data
     let mut bad = Vec::new();
     let progress = Attempts { report, this: Cell::new((0, 0)), shown: Cell::new((0, 0)) };
     let files = loop {
@@ -271,13 +270,12 @@ pub fn dump_segment<S: Store>(
                 for &r in &bad {
                     let (id, v) = src.row(r)?;
                     let reason = BadRow { row: r, value: first_non_finite(&v).unwrap_or(0) }.reason(&v);
-                    rejects.drop(Dropped { file: &src.rv.path, row: r as i64, id: Some(id), vector: Some(&v), reason }, false)?;
+                    rejects.drop(Dropped { file: &src.rv.path, row: r as i64, id: Some(id), vector: Some(&v), reason }, Kind::Row)?;
                     gone.add(r);
                 }
             }
         }
     };
-    dropped_rows.extend(unit.drop_rows.iter().filter(|&&r| r < src.rows && !src.deleted.contains(r)));
     dropped_rows.extend(bad);
     dropped_rows.sort_unstable();
     let live = src.rows - gone.count();
@@ -315,8 +313,8 @@ pub fn dump_segment<S: Store>(
         files,
         dropped_rows,
         ignored_deletes: rejects.deletes,
+        duplicates_dropped: rejects.duplicates,
         rejects: rejects.finish()?,
-        duplicates_dropped: duplicates,
     })
 }
 
@@ -347,7 +345,7 @@ fn drop_unpaired<S: Store>(src: &SegmentSource<S::R>, u: &Unpaired, rejects: &mu
         };
         let other = if ids { &src.rv.path } else { &src.uid.path };
         let reason = format!("row {r} of {} has no partner: {other} holds only {} rows", u.file, src.rows);
-        rejects.drop(Dropped { file: &u.file, row: r as i64, id, vector: vector.as_deref(), reason }, false)?;
+        rejects.drop(Dropped { file: &u.file, row: r as i64, id, vector: vector.as_deref(), reason }, Kind::Row)?;
     }
     Ok(())
 }

@@ -57,14 +57,12 @@ fn age(u: &SegmentUnit) -> (u64, &str) {
 pub fn find_duplicates(store: &impl Store, report: &impl Report, units: &[SegmentUnit], keep_last: bool) -> Result<DuplicateReport> {
     let open = |u: &SegmentUnit| open_segment(store, report, &u.table_id, &u.segment_id, u.vector, u.dim, &format!("collection {:?}", u.collection));
     let mut out = DuplicateReport { drops: vec![vec![]; units.len()], ..Default::default() };
-    // A segment that cannot be read is left out here: its own unit fails with the reason, and
-    // a dump with a failed unit is not complete.
-    let readable: Vec<bool> = units.iter().map(|u| open(u).is_ok()).collect();
+    // Each segment is opened once, for both passes. One that cannot be read is left out here:
+    // its own unit fails with the reason, and a dump with a failed unit is not complete.
+    let sources: Vec<_> = units.iter().map(|u| open(u).ok()).collect();
     let mut ids = Vec::new();
-    for u in units.iter().zip(&readable).filter(|(_, ok)| **ok).map(|(u, _)| u) {
-        if each_live_id(&open(u)?, |_, id| ids.push(id)).is_err() {
-            continue;
-        }
+    for src in sources.iter().flatten() {
+        let _ = each_live_id(src, |_, id| ids.push(id));
     }
     out.ids = ids.len() as u64;
     ids.sort_unstable();
@@ -84,14 +82,13 @@ pub fn find_duplicates(store: &impl Store, report: &impl Report, units: &[Segmen
         return Ok(out);
     }
     // Oldest segment first: each later copy displaces the one seen before it.
-    let mut order: Vec<usize> = (0..units.len()).collect();
-    order.retain(|&k| readable[k]);
+    let mut order: Vec<usize> = (0..units.len()).filter(|&k| sources[k].is_some()).collect();
     order.sort_by(|&a, &b| age(&units[a]).cmp(&age(&units[b])));
     let mut newest: HashMap<i64, (usize, u64)> = HashMap::new();
     for k in order {
-        let src = open(&units[k])?;
+        let Some(src) = &sources[k] else { continue };
         let mut seen = Vec::new();
-        let read = each_live_id(&src, |row, id| {
+        let read = each_live_id(src, |row, id| {
             if repeated.binary_search(&id).is_ok() {
                 seen.push((row, id));
             }

@@ -298,16 +298,7 @@ pub fn load_collection(store: &impl Store, milvus: &impl Milvus, report: &impl R
     for p in &c.partitions {
         for g in &p.groups {
             let jpath = journal::path_for(&g.files[0]);
-            let entry = |task, state| Entry {
-                collection: c.name.clone(),
-                partition: p.name.clone(),
-                files: g.files.clone(),
-                checksums: g.checksums.clone(),
-                task,
-                state,
-                rows: g.rows,
-                reason: String::new(),
-            };
+            let entry = |task, state| journal_entry(c, p, g, task, state);
             let earlier = journal::read(store, &jpath)?;
             if let Some(e) = earlier.as_ref().filter(|e| e.state != State::Failed && !e.checksums.is_empty() && e.checksums != g.checksums) {
                 return Err(Error::Unsupported(format!(
@@ -346,16 +337,8 @@ pub fn load_collection(store: &impl Store, milvus: &impl Milvus, report: &impl R
     let mut failures = Vec::new();
     for (p, g, jpath, task) in waiting {
         let outcome = milvus.await_import(task)?;
-        let mut entry = Entry {
-            collection: c.name.clone(),
-            partition: p.name.clone(),
-            files: g.files.clone(),
-            checksums: g.checksums.clone(),
-            task,
-            state: if outcome.completed { State::Completed } else { State::Failed },
-            rows: outcome.rows,
-            reason: outcome.reason.clone(),
-        };
+        let state = if outcome.completed { State::Completed } else { State::Failed };
+        let mut entry = Entry { rows: outcome.rows, reason: outcome.reason.clone(), ..journal_entry(c, p, g, task, state) };
         if outcome.completed && outcome.rows != 0 && outcome.rows != g.rows {
             entry.reason = format!("server reports {} rows, the dump has {}", outcome.rows, g.rows);
             failures.push(format!("segment {} (task {task}): {}", g.segment_id, entry.reason));
@@ -401,6 +384,20 @@ pub fn load_collection(store: &impl Store, milvus: &impl Milvus, report: &impl R
         }
     }
     Ok(out)
+}
+
+/// The journal entry of group `g` in `state` (rows as dumped, no reason yet).
+fn journal_entry(c: &CollectionLoad, p: &PartitionLoad, g: &FileGroup, task: i64, state: State) -> Entry {
+    Entry {
+        collection: c.name.clone(),
+        partition: p.name.clone(),
+        files: g.files.clone(),
+        checksums: g.checksums.clone(),
+        task,
+        state,
+        rows: g.rows,
+        reason: String::new(),
+    }
 }
 
 /// The task of an import of `g` that an interrupted run submitted without recording its id: a
