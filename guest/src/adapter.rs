@@ -32,13 +32,17 @@ impl wit::Guest for Component {
         Ok(plan::plan_dump(inst, &options.into())?.into())
     }
 
+    fn invalidate_manifest() -> Result<(), types::Error> {
+        Ok(manifest::invalidate_manifest(&Imports)?)
+    }
+
     fn dump_segment(unit: wit::SegmentUnit, options: wit::DumpOptions) -> Result<wit::SegmentReport, types::Error> {
         Ok(dump::dump_segment(&Imports, &Imports, &unit.into(), &options.into())?.into())
     }
 
     fn find_duplicates(units: Vec<wit::SegmentUnit>, options: wit::DumpOptions) -> Result<wit::DuplicateReport, types::Error> {
         let units: Vec<SegmentUnit> = units.into_iter().map(Into::into).collect();
-        let r = duplicates::find_duplicates(&Imports, &Imports, &units, DumpOptions::from(options).keep_last)?;
+        let r = duplicates::find_duplicates(&Imports, &Imports, &units, &DumpOptions::from(options))?;
         Ok(wit::DuplicateReport {
             ids: r.ids,
             repeated_ids: r.repeated_ids,
@@ -116,6 +120,7 @@ impl io::Milvus for Imports {
     }
     fn describe_collection(&self, name: &str) -> Result<Option<io::CollectionInfo>, Error> {
         Ok(mv::describe_collection(name)?.map(|c| io::CollectionInfo {
+            id: c.id,
             fields: c
                 .fields
                 .into_iter()
@@ -195,6 +200,9 @@ impl io::Milvus for Imports {
     }
     fn count_rows(&self, collection: &str, partition: Option<&str>) -> Result<u64, Error> {
         Ok(mv::count_rows(collection, partition)?)
+    }
+    fn stored_rows(&self, collection: &str, partition: Option<&str>) -> Result<u64, Error> {
+        Ok(mv::stored_rows(collection, partition)?)
     }
     fn get_entities(&self, collection: &str, id_field: &str, vector_field: &str, ids: &[i64]) -> Result<Vec<io::Entity>, Error> {
         Ok(mv::get_entities(collection, id_field, vector_field, ids)?
@@ -283,6 +291,9 @@ impl io::Store for Imports {
     }
     fn delete(&self, r: Role, path: &str) -> Result<(), Error> {
         Ok(blob_store::delete(role(r), path)?)
+    }
+    fn checksum(&self, r: Role, path: &str) -> Result<io::Written, Error> {
+        Ok(blob_store::checksum(role(r), path)?.into())
     }
 }
 
@@ -526,10 +537,26 @@ impl From<CollectionLoad> for wit::CollectionLoad {
                     groups: p
                         .groups
                         .into_iter()
-                        .map(|g| wit::FileGroup { segment_id: g.segment_id, files: g.files, checksums: g.checksums, rows: g.rows, dropped_rows: g.dropped_rows })
+                        .map(|g| wit::FileGroup {
+                            segment_id: g.segment_id,
+                            segment_dir: g.segment_dir,
+                            files: g.files,
+                            sizes: g.sizes,
+                            checksums: g.checksums,
+                            rows: g.rows,
+                            first_row: g.first_row,
+                            segment_rows_in: g.segment_rows_in,
+                            segment_deleted: g.segment_deleted,
+                            segment_rows: g.segment_rows,
+                            meta_rows: g.meta_rows,
+                            dropped_rows: g.dropped_rows,
+                        })
                         .collect(),
+                    meta_rows: p.meta_rows,
                 })
                 .collect(),
+            target: c.target,
+            imports_in_flight: c.imports_in_flight,
         }
     }
 }
@@ -558,9 +585,29 @@ impl From<wit::CollectionLoad> for CollectionLoad {
                     name: p.name,
                     table_id: p.table_id,
                     rows: p.rows,
-                    groups: p.groups.into_iter().map(|g| FileGroup { segment_id: g.segment_id, files: g.files, checksums: g.checksums, rows: g.rows, dropped_rows: g.dropped_rows }).collect(),
+                    groups: p
+                        .groups
+                        .into_iter()
+                        .map(|g| FileGroup {
+                            segment_id: g.segment_id,
+                            segment_dir: g.segment_dir,
+                            files: g.files,
+                            sizes: g.sizes,
+                            checksums: g.checksums,
+                            rows: g.rows,
+                            first_row: g.first_row,
+                            segment_rows_in: g.segment_rows_in,
+                            segment_deleted: g.segment_deleted,
+                            segment_rows: g.segment_rows,
+                            meta_rows: g.meta_rows,
+                            dropped_rows: g.dropped_rows,
+                        })
+                        .collect(),
+                    meta_rows: p.meta_rows,
                 })
                 .collect(),
+            target: c.target,
+            imports_in_flight: c.imports_in_flight,
         }
     }
 }
@@ -585,6 +632,8 @@ impl From<wit::LoadOptions> for LoadOptions {
                 wit::OnExists::Append => load::OnExists::Append,
                 wit::OnExists::Skip => load::OnExists::Skip,
             },
+            target: o.target,
+            imports_in_flight: o.imports_in_flight,
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::meta::VectorKind;
 use crate::npy::{self, Dtype};
 use crate::paths;
 use crate::plan::{DumpOptions, SegmentUnit};
-use crate::segment::deleted::Layout;
+use crate::segment::deleted::{Expect, Layout};
 use crate::segment::{CountedFile, DeletedSet};
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -134,6 +134,9 @@ impl<R: crate::io::Reader> SegmentSource<R> {
 }
 
 /// Opens the segment `segment_id` of 1.x table `table_id`; `what` names it in messages.
+/// `expect` carries the meta's live row count, which decides between readings of an ambiguous
+/// `deleted_docs` and below which the segment is an error (rows would be lost).
+#[allow(clippy::too_many_arguments)]
 pub fn open_segment<S: Store>(
     store: &S,
     report: &impl Report,
@@ -142,6 +145,7 @@ pub fn open_segment<S: Store>(
     vector: VectorKind,
     dim: u32,
     what: &str,
+    expect: Expect,
 ) -> Result<SegmentSource<S::R>> {
     let dir = paths::segment_dir(table_id, segment_id);
     let names = store.list(Role::Source, &dir)?;
@@ -196,14 +200,38 @@ pub fn open_segment<S: Store>(
         unpaired = Some(Unpaired { file, rows: extra, error });
     }
     let deleted_path = format!("{dir}/{}", paths::DELETED_DOCS);
+    // The meta counts the unpaired tail as live too; the readings below see the paired rows.
+    let extra = unpaired.as_ref().map_or(0, |u| u.rows);
+    let paired_expect = Expect { meta_rows: expect.meta_rows.map(|m| m.saturating_sub(extra)), ..expect };
     let deleted = if names.iter().any(|n| n == paths::DELETED_DOCS) {
-        let (set, layout) = DeletedSet::read(&store.open(Role::Source, &deleted_path)?, &deleted_path, rows)?;
+        let (set, layout) = DeletedSet::read(&store.open(Role::Source, &deleted_path)?, &deleted_path, rows, paired_expect)?;
         if layout != Layout::Counted && layout != Layout::Empty {
             report.log(Level::Warn, &format!("{deleted_path}: read as {layout:?}"));
         }
         set
     } else {
-        report.log(Level::Warn, &format!("{deleted_path} is missing: no rows of this segment are treated as deleted"));
+        let total = rows + extra;
+        match expect.meta_rows {
+            Some(meta) if meta > total => {
+                return Err(Error::invalid(
+                    uid_path.as_str(),
+                    Some(0),
+                    format!("the segment's files hold {total} rows but the meta's row_count says {meta} are live: rows are missing"),
+                ))
+            }
+            Some(meta) if meta < total && expect.strict => {
+                return Err(Error::NotFound(format!(
+                    "{deleted_path} is missing, but the meta's row_count says {meta} of the segment's {total} rows are live: \
+                     without it the {} deleted rows would come back (migration.badData: skip or reject dumps every row with a warning)",
+                    total - meta
+                )))
+            }
+            Some(meta) if meta < total => report.log(
+                Level::Warn,
+                &format!("{deleted_path} is missing: all {total} rows are dumped, although the meta's row_count says only {meta} are live"),
+            ),
+            _ => report.log(Level::Warn, &format!("{deleted_path} is missing: no rows of this segment are treated as deleted")),
+        }
         DeletedSet::empty(rows)
     };
     Ok(SegmentSource { uid, rv, deleted, rows, row_bytes, unpaired })
@@ -220,7 +248,7 @@ pub fn dump_segment<S: Store>(
     } else {
         format!("collection {:?} partition {:?}", unit.collection, unit.partition_tag)
     };
-    let src = open_segment(store, report, &unit.table_id, &unit.segment_id, unit.vector, unit.dim, &where_).map_err(|e| match e {
+    let src = open_segment(store, report, &unit.table_id, &unit.segment_id, unit.vector, unit.dim, &where_, unit_expect(unit, opts)).map_err(|e| match e {
         Error::NotFound(m) => Error::NotFound(format!("{m} (the meta lists segment {} with {} rows)", unit.segment_id, unit.rows)),
         e => e,
     })?;
@@ -316,6 +344,11 @@ pub fn dump_segment<S: Store>(
         duplicates_dropped: rejects.duplicates,
         rejects: rejects.finish()?,
     })
+}
+
+/// What a unit's `deleted_docs` is checked against: its meta row count, strictly under `fail`.
+pub fn unit_expect(unit: &SegmentUnit, opts: &DumpOptions) -> Expect {
+    Expect { meta_rows: Some(unit.rows), strict: opts.bad_data == Policy::Fail }
 }
 
 /// The policy's hint, added to a `fail` message.
@@ -619,6 +652,45 @@ mod tests {
         b[10 + hlen..].to_vec()
     }
 
+    /// Finding 1 of the review: a header for [17, 3, 250] followed by two stale offsets [3, 299]
+    /// used to be read as a header-less list, dropping rows 0, 12 and 299 silently.
+    #[test]
+    fn stale_deleted_offsets_do_not_delete_rows() {
+        let store = MemStore::default();
+        segment(&store, 300, &[]);
+        let mut del: Vec<u8> = 12u64.to_le_bytes().to_vec();
+        del.extend([17i32, 3, 250, 3, 299].iter().flat_map(|d| d.to_le_bytes()));
+        store.put(Role::Source, "t/s/deleted_docs", del);
+        let r = dump_segment(&store, &MemReport::default(), &unit(297), &DumpOptions::default()).unwrap();
+        assert_eq!((r.deleted, r.rows_out), (3, 297));
+        let ids: Vec<i64> = body(&store, "c/_default/s/id.npy").chunks(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect();
+        assert!(ids.contains(&1000) && ids.contains(&1012) && ids.contains(&1299) && !ids.contains(&1017));
+        // Fewer live rows than the meta says is an error under every policy.
+        for bad_data in [Policy::Fail, Policy::Skip] {
+            let e = dump_segment(&store, &MemReport::default(), &unit(299), &DumpOptions { bad_data, ..Default::default() }).unwrap_err().to_string();
+            assert!(e.contains("t/s/deleted_docs") && e.contains("row_count says 299 are live"), "{e}");
+        }
+    }
+
+    /// Finding 11: a missing deleted_docs while the meta says rows were deleted.
+    #[test]
+    fn a_missing_deleted_docs_fails_when_the_meta_says_rows_were_deleted() {
+        let store = MemStore::default();
+        segment(&store, 10, &[]);
+        store.delete(Role::Source, "t/s/deleted_docs").unwrap();
+        let e = dump_segment(&store, &MemReport::default(), &unit(8), &DumpOptions::default()).unwrap_err().to_string();
+        assert!(e.contains("t/s/deleted_docs is missing") && e.contains("says 8 of the segment's 10 rows are live"), "{e}");
+        let log = MemReport::default();
+        let r = dump_segment(&store, &log, &unit(8), &DumpOptions { bad_data: Policy::Skip, ..Default::default() }).unwrap();
+        assert_eq!(r.rows_out, 10);
+        assert!(log.lines.borrow().iter().any(|(l, m)| *l == Level::Warn && m.contains("only 8 are live")));
+        // Nothing deleted according to the meta: dumped, with the plain warning.
+        assert_eq!(dump_segment(&store, &MemReport::default(), &unit(10), &DumpOptions::default()).unwrap().rows_out, 10);
+        // More live rows in the meta than the files hold: rows are missing.
+        let e = dump_segment(&store, &MemReport::default(), &unit(11), &DumpOptions { bad_data: Policy::Skip, ..Default::default() }).unwrap_err().to_string();
+        assert!(e.contains("hold 10 rows but the meta's row_count says 11"), "{e}");
+    }
+
     #[test]
     fn drops_deleted_rows_across_chunks() {
         let store = MemStore { max_read: 7, ..Default::default() };
@@ -657,7 +729,7 @@ mod tests {
         del = DeletedSet::read(&{
             store.put(Role::Source, "x", vec![8, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0]);
             store.open(Role::Source, "x").unwrap()
-        }, "x", 10).unwrap().0;
+        }, "x", 10, Expect::default()).unwrap().0;
         assert_eq!(live_runs(&del, 0, 10), [(0, 1), (2, 5), (6, 10)]);
     }
 

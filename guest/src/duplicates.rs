@@ -9,10 +9,10 @@
 
 use std::collections::HashMap;
 
-use crate::dump::{open_segment, SegmentSource};
-use crate::error::Result;
-use crate::io::{read_exact, Reader, Report, Store};
-use crate::plan::SegmentUnit;
+use crate::dump::{open_segment, unit_expect, SegmentSource};
+use crate::error::{Error, Result};
+use crate::io::{read_exact, Level, Reader, Report, Store};
+use crate::plan::{DumpOptions, SegmentUnit};
 
 /// Examples of repeated ids kept for the report.
 const EXAMPLES: usize = 10;
@@ -31,7 +31,7 @@ pub struct DuplicateReport {
 }
 
 /// Calls `f(row, id)` for each live row of a segment, reading ids in chunks.
-fn each_live_id<R: Reader>(src: &SegmentSource<R>, mut f: impl FnMut(u64, i64)) -> Result<()> {
+pub fn each_live_id<R: Reader>(src: &SegmentSource<R>, mut f: impl FnMut(u64, i64)) -> Result<()> {
     const CHUNK: u64 = 64 * 1024;
     src.uid.reader.seek(8)?;
     let mut row = 0;
@@ -54,15 +54,29 @@ fn age(u: &SegmentUnit) -> (u64, &str) {
     (u.segment_id.parse().unwrap_or(u64::MAX), u.segment_id.as_str())
 }
 
-pub fn find_duplicates(store: &impl Store, report: &impl Report, units: &[SegmentUnit], keep_last: bool) -> Result<DuplicateReport> {
-    let open = |u: &SegmentUnit| open_segment(store, report, &u.table_id, &u.segment_id, u.vector, u.dim, &format!("collection {:?}", u.collection));
+pub fn find_duplicates(store: &impl Store, report: &impl Report, units: &[SegmentUnit], opts: &DumpOptions) -> Result<DuplicateReport> {
+    let keep_last = opts.keep_last;
+    let open = |u: &SegmentUnit| {
+        open_segment(store, report, &u.table_id, &u.segment_id, u.vector, u.dim, &format!("collection {:?}", u.collection), unit_expect(u, opts))
+    };
     let mut out = DuplicateReport { drops: vec![vec![]; units.len()], ..Default::default() };
-    // Each segment is opened once, for both passes. One that cannot be read is left out here:
-    // its own unit fails with the reason, and a dump with a failed unit is not complete.
-    let sources: Vec<_> = units.iter().map(|u| open(u).ok()).collect();
+    // Each segment is opened once, for both passes. Under keep-all, one that cannot be read is
+    // left out here: its own unit fails with the reason, and a dump with a failed unit is not
+    // complete. Under keep-last it stops the scan: its ids could be the newer copies of others'.
+    let mut sources = Vec::new();
     let mut ids = Vec::new();
-    for src in sources.iter().flatten() {
-        let _ = each_live_id(src, |_, id| ids.push(id));
+    for u in units {
+        let src = open(u).and_then(|src| each_live_id(&src, |_, id| ids.push(id)).map(|_| src));
+        match src {
+            Ok(src) => sources.push(Some(src)),
+            Err(e) if keep_last => {
+                return Err(Error::Other(format!("segment {} of collection {:?} could not be read for repeated ids: {e}", u.segment_id, u.collection)))
+            }
+            Err(e) => {
+                report.log(Level::Warn, &format!("segment {} of collection {:?}: its ids were not checked for repeats ({e})", u.segment_id, u.collection));
+                sources.push(None);
+            }
+        }
     }
     out.ids = ids.len() as u64;
     ids.sort_unstable();
@@ -88,14 +102,11 @@ pub fn find_duplicates(store: &impl Store, report: &impl Report, units: &[Segmen
     for k in order {
         let Some(src) = &sources[k] else { continue };
         let mut seen = Vec::new();
-        let read = each_live_id(src, |row, id| {
+        each_live_id(src, |row, id| {
             if repeated.binary_search(&id).is_ok() {
                 seen.push((row, id));
             }
-        });
-        if read.is_err() {
-            continue;
-        }
+        })?;
         for (row, id) in seen {
             if let Some((u, r)) = newest.insert(id, (k, row)) {
                 out.drops[u].push(r);
@@ -132,7 +143,7 @@ mod tests {
             segment_id: seg.into(),
             vector: VectorKind::Float,
             dim: 1,
-            rows: ids.len() as u64,
+            rows: (ids.len() - deleted.len()) as u64,
             file_size: 0,
             output_dir: format!("c/_default/{seg}"),
             drop_rows: vec![],
@@ -148,12 +159,26 @@ mod tests {
             segment(&store, "100", &[7, 9, 2], &[1]),
             segment(&store, "200", &[7, 9, 7], &[]),
         ];
-        let r = find_duplicates(&store, &MemReport::default(), &units, false).unwrap();
+        let keep_all = DumpOptions::default();
+        let keep_last = DumpOptions { keep_last: true, ..Default::default() };
+        let r = find_duplicates(&store, &MemReport::default(), &units, &keep_all).unwrap();
         assert_eq!((r.ids, r.repeated_ids, r.extra_copies, r.examples.clone()), (7, 1, 3, vec![7]));
         assert!(r.drops.iter().all(Vec::is_empty), "keep-all drops nothing");
 
-        let r = find_duplicates(&store, &MemReport::default(), &units, true).unwrap();
+        let r = find_duplicates(&store, &MemReport::default(), &units, &keep_last).unwrap();
         // The newest copy of 7 is segment 300 row 0; the others go.
         assert_eq!(r.drops, vec![vec![], vec![0], vec![0, 2]]);
+
+        // A segment that cannot be read: keep-all reports the others and warns; keep-last
+        // stops (the unreadable segment might hold the newest copies).
+        let mut broken = units.clone();
+        broken.push(segment(&store, "400", &[7], &[]));
+        store.put(Role::Source, "t/400/400.uid", vec![1, 2, 3]);
+        let log = MemReport::default();
+        let r = find_duplicates(&store, &log, &broken, &keep_all).unwrap();
+        assert_eq!(r.repeated_ids, 1);
+        assert!(log.lines.borrow().iter().any(|(_, l)| l.contains("segment 400") && l.contains("not checked")), "{:?}", log.lines.borrow());
+        let e = find_duplicates(&store, &MemReport::default(), &broken, &keep_last).unwrap_err().to_string();
+        assert!(e.contains("segment 400") && e.contains("repeated ids"), "{e}");
     }
 }

@@ -41,6 +41,9 @@ pub trait Store {
     fn list(&self, role: Role, prefix: &str) -> Result<Vec<String>>;
     /// Removes a file; a missing one is not an error.
     fn delete(&self, role: Role, path: &str) -> Result<()>;
+    /// The size and CRC-32C of a whole file, computed by the store (bytes do not pass through
+    /// the engine).
+    fn checksum(&self, role: Role, path: &str) -> Result<Written>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +78,8 @@ pub struct FieldInfo {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CollectionInfo {
+    /// The server's id of the collection (a dropped and re-created collection gets a new one).
+    pub id: i64,
     pub fields: Vec<FieldInfo>,
     pub partitions: Vec<String>,
 }
@@ -142,6 +147,8 @@ pub trait Milvus {
     fn list_imports(&self, collection: &str) -> Result<Vec<ImportTask>>;
     fn flush(&self, collection: &str) -> Result<()>;
     fn count_rows(&self, collection: &str, partition: Option<&str>) -> Result<u64>;
+    /// Entities stored (the server's `row_count` statistics): every copy of a repeated key.
+    fn stored_rows(&self, collection: &str, partition: Option<&str>) -> Result<u64>;
     fn get_entities(&self, collection: &str, id_field: &str, vector_field: &str, ids: &[i64]) -> Result<Vec<Entity>>;
 }
 
@@ -241,7 +248,7 @@ pub mod memory {
         }
         fn finish(self) -> Result<Written> {
             let bytes = self.buf.into_inner();
-            let w = Written { path: self.key.1.clone(), bytes: bytes.len() as u64, crc32c: 0 };
+            let w = Written { path: self.key.1.clone(), bytes: bytes.len() as u64, crc32c: crc32c(&bytes) };
             self.files.borrow_mut().insert(self.key, bytes);
             Ok(w)
         }
@@ -282,6 +289,10 @@ pub mod memory {
             self.files.borrow_mut().remove(&key(role, path));
             Ok(())
         }
+        fn checksum(&self, role: Role, path: &str) -> Result<Written> {
+            let data = self.get(role, path).ok_or_else(|| Error::NotFound(path.to_string()))?;
+            Ok(Written { path: path.to_string(), bytes: data.len() as u64, crc32c: crc32c(&data) })
+        }
         fn list(&self, role: Role, prefix: &str) -> Result<Vec<String>> {
             let dir = format!("{prefix}/");
             let mut names: Vec<String> = self
@@ -292,6 +303,18 @@ pub mod memory {
             names.dedup();
             Ok(names)
         }
+    }
+
+    /// CRC-32C bit by bit: the in-memory store's own, independent of the host's crate.
+    pub fn crc32c(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82f6_3b78 } else { crc >> 1 };
+            }
+        }
+        !crc
     }
 
     #[derive(Default)]

@@ -3,8 +3,10 @@
 
 use crate::error::{Error, Result};
 use crate::index::{map_index, IndexMode, IndexSpec, Version};
-use crate::io::{FieldType, ImportState, ImportTask, IndexInfo, Level, Milvus, NewCollection, Report, Store};
-use crate::journal::{self, Entry, State};
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::io::{FieldType, ImportState, ImportTask, IndexInfo, Level, Milvus, NewCollection, Report, Role, Store};
+use crate::journal::{self, Import, Scope, SegmentJournal, State};
 use crate::manifest::{read_manifest, CollectionEntry, Manifest};
 use crate::meta::VectorKind;
 use crate::names::{self, DEFAULT_PARTITION};
@@ -28,6 +30,11 @@ pub struct LoadOptions {
     /// Empty: one naming the 1.x source.
     pub description: String,
     pub on_exists: OnExists,
+    /// The target server and database as the host names them (`endpoint/database`): part of
+    /// the journal's scope.
+    pub target: String,
+    /// Imports submitted and not yet finished, at most (0: no bound).
+    pub imports_in_flight: u32,
 }
 
 impl Default for LoadOptions {
@@ -41,20 +48,35 @@ impl Default for LoadOptions {
             consistency: "Bounded".into(),
             description: String::new(),
             on_exists: OnExists::Append,
+            target: String::new(),
+            imports_in_flight: 0,
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct FileGroup {
     pub segment_id: String,
+    /// The segment's dump directory (its journal entry is named after it).
+    pub segment_dir: String,
     pub files: Vec<String>,
+    /// The files' sizes from the manifest, in the order of `files`.
+    pub sizes: Vec<u64>,
+    /// The files' CRC-32C (hex) from the manifest, in the order of `files`: checked before the
+    /// import, and kept by the journal, so a re-run can tell when the dump changed under an
+    /// import it already did.
+    pub checksums: Vec<String>,
     pub rows: u64,
+    /// The group's first row among the rows the dump wrote of the segment.
+    pub first_row: u64,
+    /// The segment as dumped: rows read, deleted, written (all groups).
+    pub segment_rows_in: u64,
+    pub segment_deleted: u64,
+    pub segment_rows: u64,
+    /// The segment's live rows according to the 1.x meta (`row_count`); none in older manifests.
+    pub meta_rows: Option<u64>,
     /// Segment rows the dump's bad-data policy dropped.
     pub dropped_rows: Vec<u64>,
-    /// The files' CRC-32C (hex) from the manifest, in the order of `files`: the journal keeps
-    /// them, so a re-run can tell when the dump changed under an import it already did.
-    pub checksums: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +85,9 @@ pub struct PartitionLoad {
     pub name: String,
     pub table_id: String,
     pub rows: u64,
+    /// Live rows according to the 1.x meta less the rows the dump's policies dropped; none
+    /// when the manifest does not say (older dumps).
+    pub meta_rows: Option<u64>,
     pub groups: Vec<FileGroup>,
 }
 
@@ -84,6 +109,10 @@ pub struct CollectionLoad {
     pub index: Option<IndexSpec>,
     pub load_after: bool,
     pub partitions: Vec<PartitionLoad>,
+    /// The target server and database (journal scope).
+    pub target: String,
+    /// Imports of this collection in flight at most (0: no bound).
+    pub imports_in_flight: u32,
 }
 
 impl CollectionLoad {
@@ -197,12 +226,24 @@ pub fn map_collections<M: Milvus>(
             }
             let mut groups = Vec::new();
             for s in p.segments.iter().filter(|s| !s.files.is_empty()) {
-                let group = |files: Vec<&crate::manifest::FileEntry>, rows| FileGroup {
-                    segment_id: s.segment.clone(),
-                    files: files.iter().map(|f| f.path.clone()).collect(),
-                    checksums: files.iter().map(|f| f.crc32c.clone()).collect(),
-                    rows,
-                    dropped_rows: s.dropped_rows.clone(),
+                let mut first_row = 0;
+                let mut group = |files: Vec<&crate::manifest::FileEntry>, rows| {
+                    let g = FileGroup {
+                        segment_id: s.segment.clone(),
+                        segment_dir: s.dir.clone(),
+                        files: files.iter().map(|f| f.path.clone()).collect(),
+                        sizes: files.iter().map(|f| f.bytes).collect(),
+                        checksums: files.iter().map(|f| f.crc32c.clone()).collect(),
+                        rows,
+                        first_row,
+                        segment_rows_in: s.rows_in,
+                        segment_deleted: s.deleted,
+                        segment_rows: s.rows,
+                        meta_rows: s.meta_rows,
+                        dropped_rows: s.dropped_rows.clone(),
+                    };
+                    first_row += rows;
+                    g
                 };
                 if s.groups.is_empty() {
                     groups.push(group(s.files.iter().collect(), s.rows));
@@ -211,7 +252,13 @@ pub fn map_collections<M: Milvus>(
                     groups.push(group(s.files.iter().filter(|f| f.path.rsplit_once('/').map(|x| x.0) == Some(g.dir.as_str())).collect(), g.rows));
                 }
             }
-            partitions.push(PartitionLoad { tag: p.tag.clone(), name, table_id: p.table_id.clone(), rows: p.rows, groups });
+            // The meta's view of the partition: its live rows less what the dump left out on
+            // purpose (bad data, unpaired rows, older copies of repeated ids).
+            let meta_rows = p.segments.iter().try_fold(0u64, |sum, s| {
+                let left_out = s.rows_in.saturating_sub(s.deleted).saturating_sub(s.rows);
+                Some(sum + s.meta_rows?.saturating_sub(left_out))
+            });
+            partitions.push(PartitionLoad { tag: p.tag.clone(), name, table_id: p.table_id.clone(), rows: p.rows, meta_rows, groups });
         }
         let vector = vector_kind(c)?;
         let (index, index_warnings) = map_index(c.engine_type, &c.index_params, c.metric, vector, opts.index_mode, version)?;
@@ -231,6 +278,8 @@ pub fn map_collections<M: Milvus>(
             index,
             load_after: opts.load_after,
             partitions,
+            target: opts.target.clone(),
+            imports_in_flight: opts.imports_in_flight,
         };
         if let Some(info) = milvus.map(|m| m.describe_collection(&target)).transpose()?.flatten() {
             match opts.on_exists {
@@ -271,8 +320,8 @@ fn description(c: &CollectionLoad) -> String {
 
 pub fn load_collection(store: &impl Store, milvus: &impl Milvus, report: &impl Report, c: &CollectionLoad) -> Result<LoadReport> {
     let existing = milvus.describe_collection(&c.name)?;
-    let partitions = match existing {
-        Some(info) => info.partitions,
+    let info = match existing {
+        Some(info) => info,
         None => {
             milvus.create_collection(&NewCollection {
                 name: c.name.clone(),
@@ -285,80 +334,47 @@ pub fn load_collection(store: &impl Store, milvus: &impl Milvus, report: &impl R
                 consistency: c.consistency.clone(),
             })?;
             report.log(Level::Info, &format!("created collection {:?}", c.name));
-            vec![DEFAULT_PARTITION.to_string()]
+            milvus
+                .describe_collection(&c.name)?
+                .ok_or_else(|| Error::Remote { code: 0, reason: format!("collection {:?} was created but the server does not describe it", c.name) })?
         }
     };
-    for p in c.partitions.iter().filter(|p| p.name != DEFAULT_PARTITION && !partitions.contains(&p.name)) {
+    for p in c.partitions.iter().filter(|p| p.name != DEFAULT_PARTITION && !info.partitions.contains(&p.name)) {
         milvus.create_partition(&c.name, &p.name)?;
         report.log(Level::Info, &format!("created partition {:?} of {:?}", p.name, c.name));
     }
 
-    let mut out = LoadReport { partition_rows: c.partitions.iter().map(|p| (p.name.clone(), 0)).collect(), ..Default::default() };
-    let mut waiting = Vec::new();
+    let mut run = Run {
+        store,
+        milvus,
+        report,
+        c,
+        collection_id: info.id,
+        journals: BTreeMap::new(),
+        waiting: VecDeque::new(),
+        failures: Vec::new(),
+        out: LoadReport { partition_rows: c.partitions.iter().map(|p| (p.name.clone(), 0)).collect(), ..Default::default() },
+    };
     for p in &c.partitions {
         for g in &p.groups {
-            let jpath = journal::path_for(&g.files[0]);
-            let entry = |task, state| journal_entry(c, p, g, task, state);
-            let earlier = journal::read(store, &jpath)?;
-            if let Some(e) = earlier.as_ref().filter(|e| e.state != State::Failed && !e.checksums.is_empty() && e.checksums != g.checksums) {
-                return Err(Error::Unsupported(format!(
-                    "segment {}: the dump changed since an earlier run imported it (task {}, journal {jpath}): its files now have \
-                     other checksums, and importing them again would duplicate rows. Load into a new collection (migration.rename), \
-                     or drop {:?} and delete the journal to start over",
-                    g.segment_id, e.task, c.name
-                )));
+            match run.decide(p, g)? {
+                Next::Skip => run.out.skipped += 1,
+                Next::Wait(task) => run.wait(p, g, task)?,
+                Next::Import => {
+                    run.check_files(g)?;
+                    run.import(p, g)?;
+                }
             }
-            match earlier {
-                Some(e) if e.state == State::Completed => {
-                    out.skipped += 1;
-                    continue;
-                }
-                Some(e) if e.state == State::Submitted => {
-                    report.log(Level::Info, &format!("segment {}: waiting on import task {} from an earlier run", g.segment_id, e.task));
-                    waiting.push((p, g, jpath, e.task));
-                    continue;
-                }
-                Some(e) if e.state == State::Submitting => {
-                    if let Some(task) = submitted_earlier(milvus, &c.name, g)? {
-                        report.log(Level::Info, &format!("segment {}: an earlier run's import reached the server as task {task}; waiting on it", g.segment_id));
-                        journal::write(store, &jpath, &entry(task, State::Submitted))?;
-                        waiting.push((p, g, jpath, task));
-                        continue;
-                    }
-                }
-                _ => {}
-            }
-            journal::write(store, &jpath, &entry(0, State::Submitting))?;
-            let task = milvus.import_files(&c.name, &p.name, &g.files)?;
-            journal::write(store, &jpath, &entry(task, State::Submitted))?;
-            waiting.push((p, g, jpath, task));
         }
     }
-    let mut failures = Vec::new();
-    for (p, g, jpath, task) in waiting {
-        let outcome = milvus.await_import(task)?;
-        let state = if outcome.completed { State::Completed } else { State::Failed };
-        let mut entry = Entry { rows: outcome.rows, reason: outcome.reason.clone(), ..journal_entry(c, p, g, task, state) };
-        if outcome.completed && outcome.rows != 0 && outcome.rows != g.rows {
-            entry.reason = format!("server reports {} rows, the dump has {}", outcome.rows, g.rows);
-            failures.push(format!("segment {} (task {task}): {}", g.segment_id, entry.reason));
-        } else if !outcome.completed {
-            failures.push(format!("segment {} (task {task}) failed on the server: {}", g.segment_id, outcome.reason));
-        }
-        journal::write(store, &jpath, &entry)?;
-        if outcome.completed {
-            out.imported += 1;
-            out.rows += g.rows;
-            if let Some(pr) = out.partition_rows.iter_mut().find(|(n, _)| *n == p.name) {
-                pr.1 += g.rows;
-            }
-            report.progress(g.rows, 0);
-        }
+    while let Some(w) = run.waiting.pop_front() {
+        run.finish(w)?;
     }
     milvus.flush(&c.name)?;
-    if !failures.is_empty() {
-        return Err(Error::Remote { code: 0, reason: format!("collection {:?}: {}", c.name, failures.join("; ")) });
+    if !run.failures.is_empty() {
+        return Err(Error::Remote { code: 0, reason: format!("collection {:?}: {}", c.name, run.failures.join("; ")) });
     }
+    let out = run.out;
     if let Some(spec) = &c.index {
         let existing = milvus.describe_indexes(&c.name)?;
         match existing.iter().find(|i| i.field == c.vector_field) {
@@ -386,24 +402,262 @@ pub fn load_collection(store: &impl Store, milvus: &impl Milvus, report: &impl R
     Ok(out)
 }
 
-/// The journal entry of group `g` in `state` (rows as dumped, no reason yet).
-fn journal_entry(c: &CollectionLoad, p: &PartitionLoad, g: &FileGroup, task: i64, state: State) -> Entry {
-    Entry {
-        collection: c.name.clone(),
-        partition: p.name.clone(),
-        files: g.files.clone(),
-        checksums: g.checksums.clone(),
-        task,
-        state,
-        rows: g.rows,
-        reason: String::new(),
+/// What to do with a file group, as the journal says.
+enum Next {
+    /// Its rows are in the target already.
+    Skip,
+    /// An earlier run's task is importing it.
+    Wait(i64),
+    Import,
+}
+
+/// An import in flight.
+struct Waiting<'a> {
+    p: &'a PartitionLoad,
+    g: &'a FileGroup,
+    task: i64,
+}
+
+/// One collection's load: the journals read so far and the imports in flight.
+struct Run<'a, S, M, R> {
+    store: &'a S,
+    milvus: &'a M,
+    report: &'a R,
+    c: &'a CollectionLoad,
+    collection_id: i64,
+    /// Journal path -> entry, as last written.
+    journals: BTreeMap<String, SegmentJournal>,
+    waiting: VecDeque<Waiting<'a>>,
+    failures: Vec<String>,
+    out: LoadReport,
+}
+
+impl<'a, S: Store, M: Milvus, R: Report> Run<'a, S, M, R> {
+    fn scope(&self, p: &PartitionLoad) -> Scope {
+        Scope { target: self.c.target.clone(), collection: self.c.name.clone(), collection_id: self.collection_id, partition: p.name.clone() }
     }
+
+    /// The journal of `g`'s segment in this target (read once, then kept), and its path.
+    fn journal(&mut self, p: &PartitionLoad, g: &FileGroup) -> Result<(String, &mut SegmentJournal)> {
+        let scope = self.scope(p);
+        let path = journal::path(&scope, &g.segment_dir);
+        if !self.journals.contains_key(&path) {
+            let j = match journal::read(self.store, &path, &scope)? {
+                Some(j) => j,
+                None => {
+                    let dir = g.files[0].rsplit_once('/').map_or("", |d| d.0);
+                    let legacy = journal::legacy_path(dir);
+                    if self.store.stat(Role::Target, &legacy)?.is_some() {
+                        return Err(Error::Unsupported(format!(
+                            "segment {}: found journal entry {legacy}, written by an older version that did not record which Milvus, \
+                             database and collection it imported into, so whether these rows are in {:?} cannot be told. Finish this \
+                             load with the version that started it, or drop the collection and delete the dump's _journal directory \
+                             to start over",
+                            g.segment_id, self.c.name
+                        )));
+                    }
+                    SegmentJournal::new(&scope, &g.segment_id, g.segment_rows_in, g.segment_deleted, g.segment_rows)
+                }
+            };
+            self.journals.insert(path.clone(), j);
+        }
+        let j = self.journals.get_mut(&path).expect("just inserted");
+        Ok((path, j))
+    }
+
+    fn save(&mut self, path: &str) -> Result<()> {
+        journal::write(self.store, path, &self.journals[path])
+    }
+
+    fn decide(&mut self, p: &PartitionLoad, g: &FileGroup) -> Result<Next> {
+        let collection = self.c.name.clone();
+        let (path, j) = self.journal(p, g)?;
+        let j = j.clone();
+        let (first, end) = (g.first_row, g.first_row + g.rows);
+        let live: Vec<&Import> = j.imports.iter().filter(|i| i.state != State::Failed).collect();
+        let changed = |why: String| {
+            Error::Unsupported(format!(
+                "segment {}: the dump changed since an earlier run imported rows of it into {collection:?} (journal {path}): {why}. \
+                 Importing it again could duplicate rows or lose them. Load it into a new collection (migration.rename), or drop \
+                 {collection:?} and load again",
+                g.segment_id
+            ))
+        };
+        if !live.is_empty() && (j.rows_in, j.deleted, j.rows) != (g.segment_rows_in, g.segment_deleted, g.segment_rows) {
+            return Err(changed(format!(
+                "then it had {} rows, {} deleted, {} written; now {}, {}, {}",
+                j.rows_in, j.deleted, j.rows, g.segment_rows_in, g.segment_deleted, g.segment_rows
+            )));
+        }
+        let overlapping: Vec<&Import> = live.iter().copied().filter(|i| i.overlaps(first, end)).collect();
+        if let Some(m) = overlapping.iter().find(|i| i.state == State::Mismatched) {
+            return Err(Error::Unsupported(format!(
+                "segment {}: an earlier import of its rows {}..{} (task {}) completed with {} rows where the dump has {} \
+                 (journal {path}), so {collection:?} holds an unknown part of them: importing again would duplicate rows and \
+                 skipping would lose them. Load into a new collection (migration.rename), or drop {collection:?} and load again",
+                g.segment_id,
+                m.first_row,
+                m.end(),
+                m.task,
+                m.reported_rows,
+                m.rows
+            )));
+        }
+        let same = overlapping.iter().find(|i| i.first_row == first && i.rows == g.rows && i.files == g.files).copied();
+        if let Some(i) = same {
+            if !i.checksums.is_empty() && i.checksums != g.checksums {
+                return Err(changed(format!("its files now have other checksums than when task {} imported them", i.task)));
+            }
+            return match i.state {
+                State::Completed => Ok(Next::Skip),
+                State::Submitted => {
+                    self.report.log(Level::Info, &format!("segment {}: waiting on import task {} from an earlier run", g.segment_id, i.task));
+                    Ok(Next::Wait(i.task))
+                }
+                State::Submitting => match submitted_earlier(self.milvus, &collection, g, &path)? {
+                    Some(task) => {
+                        self.report.log(Level::Info, &format!("segment {}: an earlier run's import reached the server as task {task}; waiting on it", g.segment_id));
+                        self.record(p, g, task, State::Submitted, 0, String::new())?;
+                        Ok(Next::Wait(task))
+                    }
+                    None => Ok(Next::Import),
+                },
+                State::Failed | State::Mismatched => unreachable!("filtered above"),
+            };
+        }
+        if overlapping.is_empty() {
+            return Ok(Next::Import);
+        }
+        if overlapping.iter().all(|i| i.state == State::Completed) && j.covered(first, end) {
+            // Imported before in another split (migration.maxGroupMiB changed since).
+            return Ok(Next::Skip);
+        }
+        let earlier: Vec<String> = overlapping.iter().map(|i| format!("rows {}..{} as {} (task {}, {:?})", i.first_row, i.end(), i.dir, i.task, i.state)).collect();
+        Err(Error::Unsupported(format!(
+            "segment {}: its rows {first}..{end} (group {}) overlap what an earlier run imported in another split: {} (journal {path}). \
+             migration.maxGroupMiB changed while that import was unfinished; set it back, dump again and let the load finish, then change it",
+            g.segment_id,
+            g.files[0].rsplit_once('/').map_or("", |d| d.0),
+            earlier.join(", ")
+        )))
+    }
+
+    /// The group's files must be what the manifest says (a re-dump that stopped half way may
+    /// have rewritten some).
+    fn check_files(&self, g: &FileGroup) -> Result<()> {
+        for (k, f) in g.files.iter().enumerate() {
+            let w = self.store.checksum(Role::Target, f)?;
+            let crc = format!("{:08x}", w.crc32c);
+            let (size, want) = (g.sizes.get(k).copied(), g.checksums.get(k));
+            if size.is_some_and(|s| s != w.bytes) || want.is_some_and(|c| *c != crc) {
+                return Err(Error::invalid(
+                    f.as_str(),
+                    None,
+                    format!(
+                        "{} bytes with CRC-32C {crc}, but the dump's manifest says {} bytes with CRC-32C {}: the file changed after \
+                         the manifest was written (an interrupted or concurrent dump?). Run dump again; nothing of this group was imported",
+                        w.bytes,
+                        size.map_or("?".into(), |s| s.to_string()),
+                        want.map_or("?", |c| c.as_str())
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, p: &PartitionLoad, g: &FileGroup, task: i64, state: State, reported_rows: u64, reason: String) -> Result<()> {
+        let dir = g.files[0].rsplit_once('/').map_or("", |d| d.0).to_string();
+        let import = Import {
+            dir,
+            first_row: g.first_row,
+            rows: g.rows,
+            files: g.files.clone(),
+            checksums: g.checksums.clone(),
+            task,
+            state,
+            reported_rows,
+            reason,
+        };
+        let (path, j) = self.journal(p, g)?;
+        j.record(import);
+        self.save(&path)
+    }
+
+    /// Submits the import of `g` once there is room in flight.
+    fn import(&mut self, p: &'a PartitionLoad, g: &'a FileGroup) -> Result<()> {
+        self.make_room()?;
+        self.record(p, g, 0, State::Submitting, 0, String::new())?;
+        match self.milvus.import_files(&self.c.name, &p.name, &g.files) {
+            Ok(task) => {
+                self.record(p, g, task, State::Submitted, 0, String::new())?;
+                self.waiting.push_back(Waiting { p, g, task });
+                Ok(())
+            }
+            // The server answered no: nothing was imported, and the next run submits again.
+            // (A lost reply is in doubt: the intent stays, and the next run asks the server.)
+            Err(e) if is_refusal(&e) => {
+                self.record(p, g, 0, State::Failed, 0, format!("refused: {e}"))?;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn wait(&mut self, p: &'a PartitionLoad, g: &'a FileGroup, task: i64) -> Result<()> {
+        self.make_room()?;
+        self.waiting.push_back(Waiting { p, g, task });
+        Ok(())
+    }
+
+    /// Waits for the oldest imports until fewer than the bound are in flight.
+    fn make_room(&mut self) -> Result<()> {
+        let bound = self.c.imports_in_flight as usize;
+        while bound > 0 && self.waiting.len() >= bound {
+            let w = self.waiting.pop_front().expect("non-empty");
+            self.finish(w)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for an import to end and records how: a completion with another row count than the
+    /// dump's (0 included) is not a success.
+    fn finish(&mut self, w: Waiting<'a>) -> Result<()> {
+        let Waiting { p, g, task } = w;
+        let outcome = self.milvus.await_import(task)?;
+        let (state, reason) = if !outcome.completed {
+            self.failures.push(format!("segment {} (task {task}) failed on the server: {}", g.segment_id, outcome.reason));
+            (State::Failed, outcome.reason.clone())
+        } else if outcome.rows != g.rows {
+            let why = format!("the server reports {} rows imported, the dump has {}", outcome.rows, g.rows);
+            self.failures.push(format!("segment {} (task {task}): {why}; the collection now holds an unknown part of these rows", g.segment_id));
+            (State::Mismatched, why)
+        } else {
+            (State::Completed, String::new())
+        };
+        self.record(p, g, task, state, outcome.rows, reason)?;
+        if state == State::Completed {
+            self.out.imported += 1;
+            self.out.rows += g.rows;
+            if let Some(pr) = self.out.partition_rows.iter_mut().find(|(n, _)| *n == p.name) {
+                pr.1 += g.rows;
+            }
+            self.report.progress(g.rows, 0);
+        }
+        Ok(())
+    }
+}
+
+/// Whether an error from `import-files` is the server's answer (nothing was imported) rather
+/// than a lost reply (the import may have been taken).
+fn is_refusal(e: &Error) -> bool {
+    !matches!(e, Error::Unavailable(_) | Error::Other(_))
 }
 
 /// The task of an import of `g` that an interrupted run submitted without recording its id: a
 /// task the server remembers with exactly these files that did not fail. None when there is
 /// none (the run stopped before the server took it, or the server failed it).
-fn submitted_earlier(milvus: &impl Milvus, collection: &str, g: &FileGroup) -> Result<Option<i64>> {
+fn submitted_earlier(milvus: &impl Milvus, collection: &str, g: &FileGroup, journal_path: &str) -> Result<Option<i64>> {
     let mut want = g.files.clone();
     want.sort();
     let tasks = milvus.list_imports(collection)?;
@@ -421,10 +675,8 @@ fn submitted_earlier(milvus: &impl Milvus, collection: &str, g: &FileGroup) -> R
         return Err(Error::Unsupported(format!(
             "segment {}: an earlier run was stopped while submitting its import, and this server does not say which \
              files its import tasks read, so whether that import ran cannot be told. Check the row count of {collection:?}; \
-             if the segment's {} rows are missing, delete its journal entry {} and run load again",
-            g.segment_id,
-            g.rows,
-            journal::path_for(&g.files[0])
+             if the segment's {} rows are missing, delete its journal entry {journal_path} and run load again",
+            g.segment_id, g.rows,
         )));
     }
     Ok(None)

@@ -54,6 +54,10 @@ pub struct SegmentEntry {
     pub rows_in: u64,
     pub deleted: u64,
     pub rows: u64,
+    /// Live rows according to the 1.x meta (`TableFiles.row_count`): a fact the decoder did not
+    /// produce, which `verify` checks Milvus against. Absent in manifests of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta_rows: Option<u64>,
     pub files: Vec<FileEntry>,
     /// The file groups (one import each): one, or several when the segment was split.
     #[serde(default)]
@@ -113,6 +117,7 @@ pub fn build(plan: &DumpPlan, opts: &DumpOptions, reports: &[SegmentReport]) -> 
                     segment: u.segment_id.clone(),
                     dir: u.output_dir.clone(),
                     rows_in: r.rows_in,
+                    meta_rows: Some(u.rows),
                     deleted: r.deleted,
                     rows: r.rows_out,
                     dropped_rows: r.dropped_rows.clone(),
@@ -150,6 +155,12 @@ pub fn build(plan: &DumpPlan, opts: &DumpOptions, reports: &[SegmentReport]) -> 
         rows: collections.iter().map(|c| c.rows).sum(),
         collections,
     })
+}
+
+/// Removes the manifest of an earlier dump before anything is rewritten: a dump that stops half
+/// way must not leave a manifest that describes files it has since changed.
+pub fn invalidate_manifest(store: &impl Store) -> Result<()> {
+    store.delete(Role::Target, paths::MANIFEST)
 }
 
 pub fn write_manifest(store: &impl Store, plan: &DumpPlan, opts: &DumpOptions, reports: &[SegmentReport]) -> Result<Written> {

@@ -2,9 +2,13 @@
 //! sampled live rows byte for byte (read from the .rv/.uid files, not from the dump), and absence
 //! of sampled deleted rows.
 
-use crate::dump::open_segment;
+use std::collections::BTreeMap;
+
+use crate::dump::{open_segment, SegmentSource};
 use crate::error::Result;
+use crate::duplicates::each_live_id;
 use crate::io::{IndexInfo, Level, Milvus, Report, Store};
+use crate::segment::deleted::Expect;
 use crate::load::CollectionLoad;
 use crate::meta::VectorKind;
 
@@ -82,10 +86,64 @@ fn spread(rows: u64, n: usize, keep: impl Fn(u64) -> bool) -> Vec<u64> {
     out
 }
 
+/// The rows of segment `src` that the dump wrote (not deleted, not dropped), numbered as in its
+/// npy files: the segment rows at dumped positions `wanted` (ascending).
+fn dumped_rows<R: crate::io::Reader>(src: &SegmentSource<R>, dropped: &[u64], wanted: &[u64]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(wanted.len());
+    let mut next = wanted.iter().peekable();
+    let mut k = 0u64;
+    for r in 0..src.rows {
+        if src.deleted.contains(r) || dropped.binary_search(&r).is_ok() {
+            continue;
+        }
+        while next.peek() == Some(&&k) {
+            out.push(r);
+            next.next();
+        }
+        if next.peek().is_none() {
+            break;
+        }
+        k += 1;
+    }
+    out
+}
+
+/// Every live (dumped) copy of `ids` in the collection's source segments: id -> vectors. Only
+/// asked for the few sampled ids whose check did not pass at first sight (a repeated id under
+/// keep-all, an id deleted and inserted again in 1.x).
+fn live_copies(store: &impl Store, report: &impl Report, c: &CollectionLoad, ids: &[i64]) -> Result<BTreeMap<i64, Vec<Vec<u8>>>> {
+    let mut out: BTreeMap<i64, Vec<Vec<u8>>> = BTreeMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for p in &c.partitions {
+        for g in p.groups.iter().filter(|g| seen.insert((p.table_id.clone(), g.segment_id.clone()))) {
+            let what = format!("collection {:?} partition {:?}", c.name, p.name);
+            let expect = Expect { meta_rows: g.meta_rows, strict: false };
+            let src = open_segment(store, report, &p.table_id, &g.segment_id, c.vector, c.dim, &what, expect)?;
+            let mut rows = Vec::new();
+            each_live_id(&src, |r, id| {
+                if ids.contains(&id) && g.dropped_rows.binary_search(&r).is_err() {
+                    rows.push((r, id));
+                }
+            })?;
+            for (r, id) in rows {
+                out.entry(id).or_default().push(src.row(r)?.1);
+            }
+        }
+    }
+    Ok(out)
+}
+
 pub fn verify_collection(store: &impl Store, milvus: &impl Milvus, report: &impl Report, c: &CollectionLoad) -> Result<VerifyReport> {
+    // Row count statistics count every stored entity, also a primary key imported twice, which
+    // count(*) and queries on 2.3 resolve to one; a flush makes them current.
+    milvus.flush(&c.name)?;
     ensure_loaded(milvus, report, c)?;
     let mut out = VerifyReport { expected_rows: c.rows(), actual_rows: milvus.count_rows(&c.name, None)?, partitions: vec![] };
-    for p in &c.partitions {
+    let mut suspects = Vec::new();
+    for (pi, p) in c.partitions.iter().enumerate() {
         let mut check = PartitionCheck {
             name: p.name.clone(),
             expected_rows: p.rows,
@@ -95,36 +153,89 @@ pub fn verify_collection(store: &impl Store, milvus: &impl Milvus, report: &impl
         if check.actual_rows != check.expected_rows {
             check.problems.push(format!("{} rows in Milvus, {} live rows in the source", check.actual_rows, check.expected_rows));
         }
+        let stored = milvus.stored_rows(&c.name, Some(&p.name))?;
+        if stored != check.expected_rows {
+            let why = if stored > check.actual_rows { ": primary keys stored more than once (imported twice?), or rows deleted or upserted in 2.x" } else { "" };
+            check.problems.push(format!(
+                "Milvus stores {stored} entities (row_count statistics after a flush), {} live rows in the source{why}",
+                check.expected_rows
+            ));
+        }
+        if let Some(meta) = p.meta_rows {
+            if check.actual_rows < meta {
+                check.problems.push(format!(
+                    "{} rows in Milvus, but the 1.x meta's row_count says at least {meta} rows of this partition are live",
+                    check.actual_rows
+                ));
+            }
+        }
+        let mut sampled_deleted = std::collections::BTreeSet::new();
         for g in &p.groups {
             let what = format!("collection {:?} partition {:?}", c.name, p.name);
-            let src = open_segment(store, report, &p.table_id, &g.segment_id, c.vector, c.dim, &what)?;
-            let live = spread(src.rows, LIVE_SAMPLES, |r| !src.deleted.contains(r) && g.dropped_rows.binary_search(&r).is_err());
-            let dead: Vec<u64> = src.deleted.iter().take(DELETED_SAMPLES).collect();
+            let expect = Expect { meta_rows: g.meta_rows, strict: false };
+            let src = open_segment(store, report, &p.table_id, &g.segment_id, c.vector, c.dim, &what, expect)?;
+            // Samples in every file group: a split segment is checked part by part.
+            let positions: Vec<u64> = spread(g.rows, LIVE_SAMPLES, |_| true).into_iter().map(|k| g.first_row + k).collect();
+            let mut sorted = positions.clone();
+            sorted.sort_unstable();
+            let live = dumped_rows(&src, &g.dropped_rows, &sorted);
+            let dead: Vec<u64> = if sampled_deleted.insert(g.segment_id.clone()) { src.deleted.iter().take(DELETED_SAMPLES).collect() } else { vec![] };
             let mut rows = Vec::new();
             for &r in live.iter().chain(&dead) {
                 rows.push((r, src.row(r)?));
             }
             let ids: Vec<i64> = rows.iter().map(|(_, (id, _))| *id).collect();
             let found = milvus.get_entities(&c.name, &c.id_field, &c.vector_field, &ids)?;
-            for (r, (id, bytes)) in &rows {
-                let same = found.iter().any(|e| e.id == *id && &e.vector == bytes);
-                if src.deleted.contains(*r) {
+            for (r, (id, bytes)) in rows {
+                let same = found.iter().any(|e| e.id == id && e.vector == bytes);
+                let present: Vec<Vec<u8>> = found.iter().filter(|e| e.id == id).map(|e| e.vector.clone()).collect();
+                if src.deleted.contains(r) {
                     check.deleted_checked += 1;
                     if same {
-                        check.problems.push(format!("segment {} row {r}: deleted row (id {id}) is present", g.segment_id));
+                        suspects.push(Suspect { partition: pi, segment: g.segment_id.clone(), row: r, id, deleted: true, found: present });
                     }
                 } else {
                     check.sampled += 1;
                     if !same {
-                        let why = if found.iter().any(|e| e.id == *id) { "its vector differs from the source" } else { "it is missing" };
-                        check.problems.push(format!("segment {} row {r} (id {id}): {why}", g.segment_id));
+                        suspects.push(Suspect { partition: pi, segment: g.segment_id.clone(), row: r, id, deleted: false, found: present });
                     }
                 }
             }
         }
         out.partitions.push(check);
     }
+    // A check that fails at first sight can still be right: an id deleted in 1.x and inserted
+    // again (live in another row), or a repeated id under keep-all (Milvus shows one copy).
+    let ids: Vec<i64> = suspects.iter().map(|s| s.id).collect();
+    let copies = live_copies(store, report, c, &ids)?;
+    for s in suspects {
+        let live = copies.get(&s.id).map(Vec::as_slice).unwrap_or(&[]);
+        let problem = if s.deleted {
+            // Present with this vector: fine only when a live copy has it too.
+            (!live.iter().any(|v| s.found.contains(v))).then(|| format!("segment {} row {}: deleted row (id {}) is present", s.segment, s.row, s.id))
+        } else if s.found.is_empty() {
+            Some(format!("segment {} row {} (id {}): it is missing", s.segment, s.row, s.id))
+        } else {
+            // Milvus shows another vector: fine when it is another live copy of the same id.
+            (!s.found.iter().all(|v| live.contains(v)))
+                .then(|| format!("segment {} row {} (id {}): its vector differs from the source", s.segment, s.row, s.id))
+        };
+        if let Some(problem) = problem {
+            out.partitions[s.partition].problems.push(problem);
+        }
+    }
     Ok(out)
+}
+
+/// A sampled row whose first check did not pass.
+struct Suspect {
+    partition: usize,
+    segment: String,
+    row: u64,
+    id: i64,
+    deleted: bool,
+    /// The vectors Milvus returned for the id.
+    found: Vec<Vec<u8>>,
 }
 
 #[cfg(test)]

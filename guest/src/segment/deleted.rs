@@ -100,33 +100,52 @@ impl DeletedSet {
     }
 
     /// Reads a whole `deleted_docs` file for a segment of `rows` rows.
-    pub fn read(reader: &impl Reader, path: &str, rows: u64) -> Result<(Self, Layout)> {
-        let mut set = DeletedSet::empty(rows);
+    ///
+    /// The layout is the spec's: a u64 byte count, then exactly that many bytes of offsets;
+    /// bytes after them are stale (1.1.1+ rewrites without truncating) and ignored. A file
+    /// whose header does not fit its size could also be an older header-less list, so each
+    /// reading the bytes allow is tried and the meta's live row count (`expect`) decides; a
+    /// reading that leaves fewer live rows than the meta says is never taken.
+    pub fn read(reader: &impl Reader, path: &str, rows: u64, expect: Expect) -> Result<(Self, Layout)> {
         let size = reader.size();
         if size == 0 {
+            let set = DeletedSet::empty(rows);
+            expect.check(path, rows, &[(Layout::Empty, &set)])?;
             return Ok((set, Layout::Empty));
         }
-        let (layout, start, payload) = if size >= 8 {
+        let mut layouts = Vec::new();
+        let mut claimed = None;
+        if size >= 8 {
             let head = read_exact(reader, 8, path, 0)?;
-            let claimed = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
-            if claimed == size - 8 && claimed % 4 == 0 {
-                (Layout::Counted, 8, claimed)
-            } else if size % 4 == 0 {
-                (Layout::HeaderLess, 0, size)
-            } else if claimed % 4 == 0 && claimed < size - 8 {
-                (Layout::CountedWithTrailing(size - 8 - claimed), 8, claimed)
-            } else {
-                return Err(Error::invalid(
-                    path,
-                    Some(0),
-                    format!("header says {claimed} bytes of offsets but the file has {} after it, and it is no header-less list either", size - 8),
-                ));
+            let c = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+            claimed = Some(c);
+            if c % 4 == 0 && c <= size - 8 {
+                let layout = if c == size - 8 { Layout::Counted } else { Layout::CountedWithTrailing(size - 8 - c) };
+                layouts.push((layout, 8, c));
             }
-        } else if size % 4 == 0 {
-            (Layout::HeaderLess, 0, size)
-        } else {
-            return Err(Error::invalid(path, Some(0), format!("{size} bytes is not a list of 4-byte offsets")));
-        };
+        }
+        if size % 4 == 0 && claimed != Some(size - 8) {
+            layouts.push((Layout::HeaderLess, 0, size));
+        }
+        if layouts.is_empty() {
+            let why = match claimed {
+                Some(c) => format!("header says {c} bytes of offsets but the file has {} after it", size - 8),
+                None => format!("{size} bytes is too short for a header"),
+            };
+            return Err(Error::invalid(path, Some(0), format!("{why}, and {size} bytes is no header-less list of 4-byte offsets either")));
+        }
+        let mut readings = Vec::new();
+        for (layout, start, payload) in layouts {
+            readings.push((layout, Self::read_offsets(reader, path, rows, start, payload)?));
+        }
+        let views: Vec<(Layout, &DeletedSet)> = readings.iter().map(|(l, s)| (*l, s)).collect();
+        let k = expect.check(path, rows, &views)?;
+        Ok(readings.swap_remove(k)).map(|(l, s)| (s, l))
+    }
+
+    /// The offsets in `payload` bytes from `start`.
+    fn read_offsets(reader: &impl Reader, path: &str, rows: u64, start: u64, payload: u64) -> Result<Self> {
+        let mut set = DeletedSet::empty(rows);
         reader.seek(start)?;
         let mut done = 0u64;
         while done < payload {
@@ -138,7 +157,51 @@ impl DeletedSet {
             }
             done += n as u64;
         }
-        Ok((set, layout))
+        Ok(set)
+    }
+}
+
+/// The independent fact a `deleted_docs` reading is checked against: the meta's live rows of
+/// the segment (`TableFiles.row_count`, decremented on every delete). It can be smaller than
+/// the truth before 1.1.1 (a repeated offset was subtracted twice), never larger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Expect {
+    /// The meta's live rows among the rows read (None: not known, e.g. an old manifest).
+    pub meta_rows: Option<u64>,
+    /// `migration.badData: fail`: a reading that only "could be" is not good enough.
+    pub strict: bool,
+}
+
+impl Expect {
+    /// Which of `readings` (in the spec's order of preference) to take, or why none can be.
+    fn check(&self, path: &str, rows: u64, readings: &[(Layout, &DeletedSet)]) -> Result<usize> {
+        let Some(meta) = self.meta_rows else { return Ok(0) };
+        let live = |s: &DeletedSet| rows - s.count();
+        if let Some(k) = readings.iter().position(|(_, s)| live(s) == meta) {
+            return Ok(k);
+        }
+        let above = readings.iter().position(|(_, s)| live(s) > meta);
+        let unique_counted = readings.len() == 1 && readings[0].0 != Layout::HeaderLess;
+        match above {
+            // One reading as the spec lays it out, more live rows than the meta: the meta's
+            // count lags (pre-1.1.1); the caller warns.
+            Some(k) if unique_counted || !self.strict => Ok(k),
+            _ => {
+                let said: Vec<String> = readings
+                    .iter()
+                    .map(|(l, s)| format!("read as {l:?} it deletes {} and leaves {} live", s.count(), live(s)))
+                    .collect();
+                let hint = if above.is_some() { " (migration.badData: skip or reject takes the reading that keeps more rows)" } else { "" };
+                Err(Error::invalid(
+                    path,
+                    Some(0),
+                    format!(
+                        "no reading of this file agrees with the meta: the segment has {rows} rows and the meta's row_count says {meta} are live; {}{hint}",
+                        said.join("; ")
+                    ),
+                ))
+            }
+        }
     }
 }
 
@@ -149,9 +212,13 @@ mod tests {
     use crate::io::{Role, Store};
 
     fn read(bytes: Vec<u8>, rows: u64) -> Result<(DeletedSet, Layout)> {
+        read_as(bytes, rows, Expect::default())
+    }
+
+    fn read_as(bytes: Vec<u8>, rows: u64, expect: Expect) -> Result<(DeletedSet, Layout)> {
         let s = MemStore { max_read: 5, ..Default::default() };
         s.put(Role::Source, "d", bytes);
-        DeletedSet::read(&s.open(Role::Source, "d")?, "t/s/deleted_docs", rows)
+        DeletedSet::read(&s.open(Role::Source, "d")?, "t/s/deleted_docs", rows, expect)
     }
 
     fn offsets(o: &[i32]) -> Vec<u8> {
@@ -195,6 +262,39 @@ mod tests {
         let (set, layout) = read(bytes, 5).unwrap();
         assert_eq!(layout, Layout::CountedWithTrailing(3));
         assert_eq!(set.count(), 1);
+    }
+
+    /// The review's case: a header for [17, 3, 250] and two stale offsets [3, 299] after it
+    /// (1.1.1+ rewrites without truncating). Read as a header-less list, the header's words
+    /// delete rows 0 and 12 and the stale ones delete 299.
+    #[test]
+    fn stale_offsets_after_a_header_are_not_deletions() {
+        let mut bytes = counted(&[17, 3, 250]);
+        bytes.extend(offsets(&[3, 299]));
+        for expect in [Expect::default(), Expect { meta_rows: Some(297), strict: true }] {
+            let (set, layout) = read_as(bytes.clone(), 300, expect).unwrap();
+            assert_eq!(layout, Layout::CountedWithTrailing(8));
+            assert_eq!(set.iter().collect::<Vec<_>>(), [3, 17, 250]);
+        }
+    }
+
+    #[test]
+    fn the_meta_decides_between_readings_and_a_short_count_is_an_error() {
+        // A header-less list [4, 0, 5, 6] also parses as "4 bytes: [5]" plus 4 stale bytes.
+        let bytes = offsets(&[4, 0, 5, 6]);
+        let (set, layout) = read_as(bytes.clone(), 10, Expect { meta_rows: Some(6), strict: true }).unwrap();
+        assert_eq!((layout, set.count()), (Layout::HeaderLess, 4));
+        let (set, layout) = read_as(bytes.clone(), 10, Expect { meta_rows: Some(9), strict: true }).unwrap();
+        assert_eq!((layout, set.count()), (Layout::CountedWithTrailing(4), 1));
+        // Neither reading leaves 7 live rows: strict fails naming both; lenient takes the one above.
+        let e = read_as(bytes.clone(), 10, Expect { meta_rows: Some(7), strict: true }).unwrap_err().to_string();
+        assert!(e.contains("row_count says 7") && e.contains("CountedWithTrailing(4) it deletes 1 and leaves 9") && e.contains("HeaderLess it deletes 4 and leaves 6"), "{e}");
+        assert_eq!(read_as(bytes.clone(), 10, Expect { meta_rows: Some(7), strict: false }).unwrap().1, Layout::CountedWithTrailing(4));
+        // Fewer live rows than the meta says, whatever the policy: an error.
+        let e = read_as(counted(&[1, 2, 3]), 10, Expect { meta_rows: Some(9), strict: false }).unwrap_err().to_string();
+        assert!(e.contains("row_count says 9 are live") && e.contains("leaves 7 live"), "{e}");
+        // More live rows than the meta (pre-1.1.1 counts lag): taken; the caller warns.
+        assert_eq!(read_as(counted(&[1]), 10, Expect { meta_rows: Some(8), strict: true }).unwrap().0.count(), 1);
     }
 
     #[test]
