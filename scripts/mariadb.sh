@@ -23,6 +23,10 @@ port=3306
 user=milvus
 password=milvuspw
 database=milvus
+# A reader whose password has the characters a Go DSN separates on ('?', '/', '@', ':'): the
+# DSN parser must split after the database name, as the Go driver does.
+q_user=milvus_q
+q_password='q?pw/1@x:y'
 start_timeout=30
 
 say() { echo "mariadb.sh: $*" >&2; }
@@ -50,6 +54,8 @@ print_env() {
   echo "MYSQL_USER=$user"
   echo "MYSQL_PASSWORD=$password"
   echo "MYSQL_DATABASE=$database"
+  echo "MYSQL_Q_USER=$q_user"
+  echo "MYSQL_Q_PASSWORD='$q_password'"
 }
 
 install_mariadb() {
@@ -104,7 +110,10 @@ provision() {
 CREATE USER IF NOT EXISTS '$user'@'$h' IDENTIFIED BY '$password';
 ALTER USER '$user'@'$h' IDENTIFIED BY '$password';
 GRANT ALL PRIVILEGES ON \`$database\`.* TO '$user'@'$h';
-GRANT ALL PRIVILEGES ON \`mm\\_test\\_%\`.* TO '$user'@'$h';"
+GRANT ALL PRIVILEGES ON \`mm\\_test\\_%\`.* TO '$user'@'$h';
+CREATE USER IF NOT EXISTS '$q_user'@'$h' IDENTIFIED BY '$q_password';
+ALTER USER '$q_user'@'$h' IDENTIFIED BY '$q_password';
+GRANT SELECT ON \`mm\\_test\\_%\`.* TO '$q_user'@'$h';"
   done
   sql+="
 FLUSH PRIVILEGES;"

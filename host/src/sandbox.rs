@@ -232,6 +232,12 @@ impl Sandbox {
         self.outcome(r, &err)
     }
 
+    pub async fn invalidate_manifest(&self, caps: Caps) -> Result<(), UnitError> {
+        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = inst.milvus_migration_engine().call_invalidate_manifest(&mut store).await;
+        self.outcome(r, &err)
+    }
+
     pub async fn write_manifest(
         &self,
         caps: Caps,

@@ -116,7 +116,12 @@ fn write_segment(
         dd.extend_from_slice(&(offsets.len() as u64).to_le_bytes());
     }
     dd.extend_from_slice(&offsets);
-    std::fs::write(dir.join("deleted_docs"), dd)?;
+    // Stale offsets after the counted ones (1.1.1+ rewrites the file without truncating it):
+    // not deletions.
+    dd.extend(s.stale_deletes.iter().flat_map(|d| d.to_le_bytes()));
+    if !s.no_deleted_docs {
+        std::fs::write(dir.join("deleted_docs"), dd)?;
+    }
     // A 1.1-style bloom filter header; readers must ignore it.
     let mut bloom = 0x305F_6D6F_6F6C_62i64.to_le_bytes().to_vec();
     bloom.extend_from_slice(&(s.rows as u32).to_le_bytes());

@@ -53,6 +53,12 @@ pub struct SegmentSpec {
     /// Write deleted_docs in the older header-less form.
     #[serde(default)]
     pub header_less_deletes: bool,
+    /// Offsets written after the counted ones, as stale bytes (not deletions).
+    #[serde(default)]
+    pub stale_deletes: Vec<i32>,
+    /// Leave deleted_docs out (the meta still counts the deletions).
+    #[serde(default)]
+    pub no_deleted_docs: bool,
     /// Indexed: a BACKUP raw row plus an INDEX twin row and an index file.
     #[serde(default)]
     pub indexed: bool,

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use arbitrary::Arbitrary;
 use guest::error::Error;
-use guest::segment::deleted::{DeletedSet, Layout, OUTSIDE_KEPT};
+use guest::segment::deleted::{DeletedSet, Expect, Layout, OUTSIDE_KEPT};
 use guest_fuzz::{counted, MemReader};
 use libfuzzer_sys::fuzz_target;
 
@@ -43,12 +43,13 @@ fn model(bytes: &[u8], rows: u64) -> Model {
         return Model::Ok(Layout::Empty, BTreeSet::new(), vec![]);
     } else if size >= 8 {
         let claimed = u64::from_le_bytes(bytes[..8].try_into().unwrap());
-        if claimed == size - 8 && claimed % 4 == 0 {
+        if claimed % 4 == 0 && claimed == size - 8 {
             (Layout::Counted, 8, claimed)
+        } else if claimed % 4 == 0 && claimed < size - 8 {
+            // The spec's reading comes first (no meta given): the header, stale bytes after it.
+            (Layout::CountedWithTrailing(size - 8 - claimed), 8, claimed)
         } else if size % 4 == 0 {
             (Layout::HeaderLess, 0, size)
-        } else if claimed % 4 == 0 && claimed < size - 8 {
-            (Layout::CountedWithTrailing(size - 8 - claimed), 8, claimed)
         } else {
             return Model::BadLayout;
         }
@@ -79,7 +80,7 @@ fuzz_target!(|input: Input| {
         input.offsets.clone()
     };
     let reader = MemReader::new(bytes.clone(), input.max_read as usize);
-    let got = DeletedSet::read(&reader, "t/s/deleted_docs", rows);
+    let got = DeletedSet::read(&reader, "t/s/deleted_docs", rows, Expect::default());
     match (model(&bytes, rows), got) {
         (Model::Ok(layout, mut set, outside), Ok((mut d, got_layout))) => {
             assert_eq!(got_layout, layout);

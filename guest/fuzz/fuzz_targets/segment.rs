@@ -17,6 +17,7 @@ use guest::io::Role;
 use guest::meta::VectorKind;
 use guest::npy::{header, Dtype};
 use guest::plan::{DumpOptions, SegmentUnit};
+use guest::segment::deleted::Expect;
 use guest::segment::{CountedFile, DeletedSet};
 use guest_fuzz::{counted, MemReader, MemReport, MemStore};
 use libfuzzer_sys::fuzz_target;
@@ -279,7 +280,11 @@ fuzz_target!(|input: Input| {
     let paired = uid_rows.min(rv_rows);
     let unpaired = uid_rows.max(rv_rows) - paired;
     let del = match &deleted {
-        Some(b) => DeletedSet::read(&MemReader::new(b.clone(), 0), "d", paired).expect("deleted_docs read").0,
+        // Which reading the meta's row count picks is the deleted_docs target's to check.
+        Some(b) => {
+            let expect = Expect { meta_rows: Some(unit.rows.saturating_sub(unpaired)), strict: opts.bad_data == Policy::Fail };
+            DeletedSet::read(&MemReader::new(b.clone(), 0), "d", paired, expect).expect("deleted_docs read").0
+        }
         None => DeletedSet::empty(paired),
     };
     let rb = row_bytes as usize;

@@ -284,6 +284,20 @@ impl blob_store::Host for BlobStoreState {
             Err(e) => Err(store_error(role, &path, e).into()),
         }
     }
+
+    async fn checksum(&mut self, role: blob_store::Role, path: String) -> Result<blob_store::Written, HostError> {
+        use futures::StreamExt;
+        let p = checked_path(&path)?;
+        let store = self.grant(role)?.store.clone();
+        let mut stream = store.get(&p).await.map_err(|e| store_error(role, &path, e))?.into_stream();
+        let (mut bytes, mut crc) = (0u64, 0u32);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| store_error(role, &path, e))?;
+            crc = crc32c::crc32c_append(crc, &chunk);
+            bytes += chunk.len() as u64;
+        }
+        Ok(blob_store::Written { path, bytes, crc32c: crc })
+    }
 }
 
 impl blob_store::HostReader for BlobStoreState {

@@ -165,6 +165,12 @@ pub async fn run(s: &Settings, rec: &Recorder) -> Result<(), Failure> {
         BadData::Reject => "reject",
     });
 
+    // Before anything is rewritten: a dump that stops half way must leave no manifest that
+    // describes files it has since changed (load would trust it).
+    sandbox
+        .invalidate_manifest(Caps { unit: "manifest".into(), ..base.clone() })
+        .await
+        .map_err(|e| Failure::Run(anyhow::anyhow!("removing the earlier dump's manifest failed: {e}")))?;
     let total: u64 = plan.units.iter().map(|u| u.file_size).sum();
     let progress = Progress::start(total, "dump");
     let results: Vec<_> = futures::stream::iter(plan.units.iter())

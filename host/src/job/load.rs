@@ -49,6 +49,7 @@ pub fn load_options(s: &Settings) -> engine::LoadOptions {
         IndexChoice::None => engine::IndexMode::None,
     };
     let t = &s.collection;
+    let m = s.milvus.as_ref();
     engine::LoadOptions {
         collections: s.collections.clone(),
         index_mode,
@@ -62,7 +63,18 @@ pub fn load_options(s: &Settings) -> engine::LoadOptions {
             OnExists::Append => engine::OnExists::Append,
             OnExists::Skip => engine::OnExists::Skip,
         },
+        // The journal's scope: the server as configured, and the database.
+        target: m.map(|m| format!("{}/{}", m.endpoint, m.database)).unwrap_or_default(),
+        imports_in_flight: s.loader_workers.get() as u32,
     }
+}
+
+/// How many collections load at once, and each one's bound on imports in flight, so that at
+/// most `loader.worker.limit` imports are pending on the server in all (2.4.14+ refuses more
+/// than 1024 unfinished jobs).
+fn concurrency(limit: usize, collections: usize) -> (usize, u32) {
+    let at_once = limit.min(collections).max(1);
+    (at_once, (limit / at_once).max(1) as u32)
 }
 
 fn rows(c: &engine::CollectionLoad) -> u64 {
@@ -86,17 +98,19 @@ pub async fn run(s: &Settings, verify_after: bool, rec: &Recorder) -> Result<(),
         );
     }
     let progress = Progress::start(0, "load");
+    let (at_once, in_flight) = concurrency(s.loader_workers.get(), plan.collections.len());
     let results: Vec<_> = futures::stream::iter(plan.collections.iter())
         .map(|c| {
             let caps = Caps { unit: c.name.clone(), progress: Some(progress.clone()), ..caps.clone() };
             let sandbox = &sandbox;
+            let c = engine::CollectionLoad { imports_in_flight: in_flight, ..c.clone() };
             async move {
                 let t = std::time::Instant::now();
-                let r = sandbox.load_collection(caps, c).await;
+                let r = sandbox.load_collection(caps, &c).await;
                 (t.elapsed(), r)
             }
         })
-        .buffered(s.loader_workers.get())
+        .buffered(at_once)
         .collect()
         .await;
     progress.finish();
@@ -186,4 +200,21 @@ async fn check(sandbox: &Sandbox, caps: &Caps, plan: &engine::LoadPlan, rec: &Re
     }
     println!("verified: every collection and partition matches the source");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::concurrency;
+
+    #[test]
+    fn imports_in_flight_never_exceed_the_worker_limit() {
+        for limit in 1..12 {
+            for collections in 0..12 {
+                let (at_once, each) = concurrency(limit, collections);
+                assert!(at_once >= 1 && at_once * each as usize <= limit.max(1), "{limit} {collections}");
+            }
+        }
+        assert_eq!(concurrency(8, 1), (1, 8));
+        assert_eq!(concurrency(4, 10), (4, 1));
+    }
 }

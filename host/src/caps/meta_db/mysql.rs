@@ -34,10 +34,12 @@ pub fn parse_dsn(dsn: &str) -> anyhow::Result<MySqlConnectOptions> {
         let url = url.split('?').next().unwrap_or("");
         return MySqlConnectOptions::from_str(url).map_err(|e| anyhow!("not a valid mysql:// URL: {e}"));
     }
-    let main = dsn.split('?').next().unwrap_or("");
-    let Some((left, db)) = main.rsplit_once('/') else {
+    // As the Go driver: the database name follows the last '/', and parameters follow the first
+    // '?' after it; the password may hold '?', '@', ':' or '/'.
+    let Some((left, tail)) = dsn.rsplit_once('/') else {
         bail!("not a MySQL DSN: expected user:password@tcp(host:port)/dbname or mysql://user:password@host:port/dbname");
     };
+    let db = tail.split('?').next().unwrap_or("");
     let (cred, addr) = left.rsplit_once('@').unwrap_or(("", left));
     let (user, pass) = cred.split_once(':').unwrap_or((cred, ""));
     let mut o = MySqlConnectOptions::new().username(user).password(pass).database(db);
@@ -157,5 +159,8 @@ mod tests {
         assert_eq!(describe(&o), "milvus@127.0.0.1:3306/milvus");
         assert!(parse_dsn("u:pw@tcp(h:notaport)/m").unwrap_err().to_string().contains("notaport"));
         assert!(parse_dsn("just words").is_err());
+        // The review's finding 12: a '?' in the password.
+        let o = parse_dsn("milvus:pa?ss/w@rd@tcp(127.0.0.1:3306)/milvus?charset=utf8").unwrap();
+        assert_eq!(describe(&o), "milvus@127.0.0.1:3306/milvus");
     }
 }

@@ -212,6 +212,7 @@ impl MilvusConn {
         let req = api::DescribeCollectionRequest { db_name: self.db.clone(), collection_name: name.into(), ..Default::default() };
         let r = self.client.clone().describe_collection(req).await.map_err(|e| self.grpc_error("DescribeCollection", e))?.into_inner();
         self.check("DescribeCollection", r.status)?;
+        let id = r.collection_id;
         let fields = r
             .schema
             .unwrap_or_default()
@@ -233,7 +234,7 @@ impl MilvusConn {
         let req = api::ShowPartitionsRequest { db_name: self.db.clone(), collection_name: name.into(), ..Default::default() };
         let r = self.client.clone().show_partitions(req).await.map_err(|e| self.grpc_error("ShowPartitions", e))?.into_inner();
         self.check("ShowPartitions", r.status)?;
-        Ok(Some(wit::CollectionInfo { fields, partitions: r.partition_names }))
+        Ok(Some(wit::CollectionInfo { id, fields, partitions: r.partition_names }))
     }
 
     pub async fn create_collection(&self, c: &wit::NewCollection) -> Result<(), types::Error> {
@@ -388,7 +389,9 @@ impl MilvusConn {
             db_name: self.db.clone(),
             ..Default::default()
         };
-        let r = self.client.clone().import(req).await.map_err(|e| self.grpc_error("Import", e))?.into_inner();
+        // A status in the reply is the server's answer: nothing was imported. A transport error
+        // may have lost the reply of an import the server took: in doubt (unavailable).
+        let r = self.client.clone().import(req).await.map_err(|e| in_doubt(self.grpc_error("Import", e)))?.into_inner();
         self.check("Import", r.status)?;
         crate::crash::point("import-submitted");
         r.tasks.first().copied().ok_or_else(|| types::Error::Other(format!("Milvus at {}: Import returned no task id", self.endpoint)))
@@ -405,6 +408,18 @@ impl MilvusConn {
         rest.unwrap_or_else(|| server.to_string())
     }
 
+    /// The server paths in a comma-joined `files` info. A path may itself hold a comma (an
+    /// output directory, a partition tag), so the list is cut only at a comma that ends an
+    /// `.npy` file name and starts a path under the import root.
+    fn split_files(&self, joined: &str) -> Vec<String> {
+        let root = match &self.paths {
+            ImportPaths::Local(root) => format!("{}/", root.to_string_lossy()),
+            ImportPaths::Bucket { prefix } if prefix.is_empty() => String::new(),
+            ImportPaths::Bucket { prefix } => format!("{prefix}/"),
+        };
+        split_file_list(joined, &root)
+    }
+
     pub async fn list_imports(&self, collection: &str) -> Result<Vec<wit::ImportTask>, types::Error> {
         let req = api::ListImportTasksRequest { collection_name: collection.into(), limit: 0, db_name: self.db.clone() };
         let r = self.client.clone().list_import_tasks(req).await.map_err(|e| self.grpc_error("ListImportTasks", e))?.into_inner();
@@ -413,7 +428,7 @@ impl MilvusConn {
             .into_iter()
             .map(|t| {
                 // 2.2/2.3 list a task's files, comma-joined, under `files`; 2.4+ do not.
-                let files = t.infos.iter().find(|kv| kv.key == "files").map(|kv| kv.value.split(',').map(|f| self.store_path(f.trim())).collect());
+                let files = t.infos.iter().find(|kv| kv.key == "files").map(|kv| self.split_files(&kv.value).iter().map(|f| self.store_path(f)).collect());
                 let state = match common::ImportState::try_from(t.state) {
                     Ok(common::ImportState::ImportCompleted) => wit::ImportState::Completed,
                     Ok(common::ImportState::ImportFailed | common::ImportState::ImportFailedAndCleaned) => wit::ImportState::Failed,
@@ -492,6 +507,33 @@ impl MilvusConn {
         Ok(r.fields_data)
     }
 
+    /// The `row_count` statistics of a collection or one partition: every stored entity, also a
+    /// primary key imported twice (deletes not subtracted).
+    pub async fn stored_rows(&self, collection: &str, partition: Option<&str>) -> Result<u64, types::Error> {
+        let stats = match partition {
+            None => {
+                let req = api::GetCollectionStatisticsRequest { db_name: self.db.clone(), collection_name: collection.into(), ..Default::default() };
+                let r = self.client.clone().get_collection_statistics(req).await.map_err(|e| self.grpc_error("GetCollectionStatistics", e))?.into_inner();
+                self.check("GetCollectionStatistics", r.status)?;
+                r.stats
+            }
+            Some(p) => {
+                let req = api::GetPartitionStatisticsRequest {
+                    db_name: self.db.clone(),
+                    collection_name: collection.into(),
+                    partition_name: p.into(),
+                    ..Default::default()
+                };
+                let r = self.client.clone().get_partition_statistics(req).await.map_err(|e| self.grpc_error("GetPartitionStatistics", e))?.into_inner();
+                self.check("GetPartitionStatistics", r.status)?;
+                r.stats
+            }
+        };
+        stats.iter().find(|kv| kv.key == "row_count").and_then(|kv| kv.value.parse().ok()).ok_or_else(|| {
+            types::Error::Remote(types::RemoteError { code: 0, reason: format!("Milvus at {}: no row_count in the statistics of {collection}", self.endpoint) })
+        })
+    }
+
     pub async fn count_rows(&self, collection: &str, partition: Option<&str>) -> Result<u64, types::Error> {
         let fields = self.query(collection, String::new(), vec!["count(*)".into()], partition).await?;
         let n = fields.iter().find_map(|f| match &f.field {
@@ -543,6 +585,36 @@ impl MilvusConn {
     }
 }
 
+/// An error of a call whose reply may have been lost, as `unavailable` (the call may have taken
+/// effect); errors the server sent stay as they are.
+fn in_doubt(e: types::Error) -> types::Error {
+    match e {
+        types::Error::Remote(r) if [tonic::Code::Unknown, tonic::Code::Internal, tonic::Code::Cancelled, tonic::Code::Aborted, tonic::Code::DataLoss]
+            .iter()
+            .any(|c| *c as i32 == r.code) =>
+        {
+            types::Error::Unavailable(r.reason)
+        }
+        e => e,
+    }
+}
+
+/// `joined` cut at each comma that ends a `.npy` name and is followed by `root` (see
+/// `split_files`).
+fn split_file_list(joined: &str, root: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, _) in joined.match_indices(',') {
+        let (before, after) = (&joined[start..i], &joined[i + 1..]);
+        if before.trim_end().ends_with(".npy") && after.trim_start().starts_with(root) {
+            out.push(before.trim().to_string());
+            start = i + 1;
+        }
+    }
+    out.push(joined[start..].trim().to_string());
+    out
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
@@ -552,4 +624,18 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_file_list;
+
+    #[test]
+    fn file_lists_split_only_between_files() {
+        let root = "/data/out,v2/";
+        let joined = "/data/out,v2/c/a,b/s/id.npy,/data/out,v2/c/a,b/s/data.npy";
+        assert_eq!(split_file_list(joined, root), ["/data/out,v2/c/a,b/s/id.npy", "/data/out,v2/c/a,b/s/data.npy"]);
+        assert_eq!(split_file_list("c/x/id.npy, c/x/data.npy", ""), ["c/x/id.npy", "c/x/data.npy"]);
+        assert_eq!(split_file_list("p/c/x.npy,y/id.npy", "p/"), ["p/c/x.npy,y/id.npy"]);
+    }
 }

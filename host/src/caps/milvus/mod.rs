@@ -58,6 +58,9 @@ impl wit::Host for MilvusState {
     async fn flush(&mut self, collection: String) -> Result<(), HostError> {
         Ok(self.conn()?.flush(&collection).await?)
     }
+    async fn stored_rows(&mut self, collection: String, partition: Option<String>) -> Result<u64, HostError> {
+        Ok(self.conn()?.stored_rows(&collection, partition.as_deref()).await?)
+    }
     async fn count_rows(&mut self, collection: String, partition: Option<String>) -> Result<u64, HostError> {
         Ok(self.conn()?.count_rows(&collection, partition.as_deref()).await?)
     }
