@@ -322,6 +322,7 @@ impl From<types::Error> for Error {
             types::Error::AccessDenied(m) => Error::AccessDenied(m),
             types::Error::Unavailable(m) => Error::Unavailable(m),
             types::Error::Remote(r) => Error::Remote { code: r.code, reason: r.reason },
+            types::Error::AlreadyExists(m) => Error::AlreadyExists(m),
             types::Error::Other(m) => Error::Other(m),
         }
     }
@@ -339,6 +340,7 @@ impl From<Error> for types::Error {
             Error::AccessDenied(m) => types::Error::AccessDenied(m),
             Error::Unavailable(m) => types::Error::Unavailable(m),
             Error::Remote { code, reason } => types::Error::Remote(types::RemoteError { code, reason }),
+            Error::AlreadyExists(m) => types::Error::AlreadyExists(m),
             Error::Other(m) => types::Error::Other(m),
         }
     }

@@ -14,6 +14,7 @@ pub enum Error {
     AccessDenied(String),
     Unavailable(String),
     Remote { code: i32, reason: String },
+    AlreadyExists(String),
     Other(String),
 }
 
@@ -36,6 +37,7 @@ impl fmt::Display for Error {
             Error::AccessDenied(m) => write!(f, "access denied: {m}"),
             Error::Unavailable(m) => write!(f, "unavailable: {m}"),
             Error::Remote { code, reason } => write!(f, "remote error {code}: {reason}"),
+            Error::AlreadyExists(m) => write!(f, "already exists: {m}"),
             Error::Other(m) => f.write_str(m),
         }
     }

@@ -7,9 +7,12 @@
 //!   {"collectionId": 4461, "partition": "_default", "segment": "1700", "rows": 4,
 //!    "imports": [{"dir": "c/_default/1700", "firstRow": 0, "rows": 4, "task": 7, "state": "completed", ...}]}
 //! ```
-//! The scope is the target: the Milvus server and database, the collection *as created there*
-//! (its id, so a dropped and re-created collection is a new target) and the partition. Loading
-//! one dump into a second collection, database or server therefore starts a journal of its own.
+//! The scope is the target: the database, the collection *as created there* (its id: a dropped
+//! and re-created collection, or the same name on another server, is a new target) and the
+//! partition. Loading one dump into a second collection, database or server therefore starts a
+//! journal of its own. The endpoint is recorded but not part of the key: one server has many
+//! addresses (a proxy, a DNS name, a port-forward), and reaching it through another must not
+//! import again.
 //!
 //! Each import records the rows of the segment it covers (`firstRow`, `rows` among the rows the
 //! dump wrote), not just its directory: after `migration.maxGroupMiB` changed and the dump was
@@ -44,7 +47,7 @@ pub enum State {
 /// Where a segment's rows are imported to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
-    /// The Milvus server and database, as the host names them (`endpoint/database`).
+    /// The database (and, for the record only, the endpoint): `load-options.target`.
     pub target: String,
     pub collection: String,
     /// The collection's id on the server.
@@ -55,8 +58,15 @@ pub struct Scope {
 impl Scope {
     /// `<collection>-<16 hex digits>`: readable, and distinct per target.
     fn key(&self) -> String {
-        let text = format!("{}\0{}\0{}\0{}", self.target, self.collection, self.collection_id, self.partition);
+        let text = format!("{}\0{}\0{}\0{}", self.database(), self.collection, self.collection_id, self.partition);
         format!("{}-{:016x}", self.collection, fnv1a(text.as_bytes()))
+    }
+}
+
+impl Scope {
+    /// The database part of `target` (`endpoint/database`, or a database alone).
+    pub fn database(&self) -> &str {
+        self.target.rsplit_once('/').map_or(self.target.as_str(), |(_, db)| db)
     }
 }
 
@@ -179,7 +189,8 @@ pub fn read(store: &impl Store, path: &str, scope: &Scope) -> Result<Option<Segm
     let bytes = read_exact(&r, r.size() as usize, path, 0)?;
     let j: SegmentJournal = serde_json::from_slice(&bytes)
         .map_err(|e| Error::invalid(path, None, format!("unreadable journal entry ({e}); delete it only if you know the imports it lists did not run")))?;
-    if j.target != scope.target || j.collection != scope.collection || j.collection_id != scope.collection_id || j.partition != scope.partition {
+    let recorded = Scope { target: j.target.clone(), ..scope.clone() };
+    if recorded.database() != scope.database() || j.collection != scope.collection || j.collection_id != scope.collection_id || j.partition != scope.partition {
         return Err(Error::invalid(
             path,
             None,
@@ -211,7 +222,7 @@ mod tests {
         let s = Scope { target: "h:19530/default".into(), collection: "c".into(), collection_id: 7, partition: "_default".into() };
         let keys: Vec<String> = [
             s.clone(),
-            Scope { target: "h:19531/default".into(), ..s.clone() },
+            Scope { target: "h:19530/other_db".into(), ..s.clone() },
             Scope { collection_id: 8, ..s.clone() },
             Scope { partition: "p".into(), ..s.clone() },
             Scope { collection: "c2".into(), ..s.clone() },
@@ -220,6 +231,8 @@ mod tests {
         .map(Scope::key)
         .collect();
         assert!(keys[0].starts_with("c-"));
+        // The same server through another address is the same target.
+        assert_eq!(Scope { target: "proxy:4000/default".into(), ..s.clone() }.key(), keys[0]);
         for i in 0..keys.len() {
             for j in i + 1..keys.len() {
                 assert_ne!(keys[i], keys[j]);

@@ -574,7 +574,9 @@ fn the_journal_is_per_target() {
     let r = load_collection(&store, &milvus, &MemReport::default(), &c).unwrap();
     assert_eq!((r.imported, milvus.stored_rows("c", None).unwrap()), (2, 7), "a re-created collection gets every row");
 
+    // Another server (its collection has another id), reached under another address.
     let other = FakeMilvus { store: store.clone(), ..Default::default() };
+    other.ids.borrow_mut().insert("seed".into(), 5000);
     let c = plan_load(&store, &other, &LoadOptions { target: "elsewhere:19530/default".into(), ..opts() }).unwrap().collections.remove(0);
     let r = load_collection(&store, &other, &MemReport::default(), &c).unwrap();
     assert_eq!((r.imported, other.stored_rows("c", None).unwrap()), (2, 7));

@@ -46,6 +46,11 @@ Keys of our own (section `migration`):
   migration.index                               keep (default: the 1.x index type, parameters and metric,
                                                 or the closest 2.x has, with a warning) | autoindex | none
   migration.load                                load collections into memory after import (default true)
+  migration.leaseSeconds                        a run holds a lease on the dump (<outputDir>/_lease/)
+                                                while it writes or imports; another run stops (or
+                                                waits with --wait); a lease with no heartbeat for
+                                                this long (default 60), or whose process is gone
+                                                on this host, is taken over
   migration.maxGroupMiB                         largest npy payload per import (default 4096); larger
                                                 segments are split into part-NNNN groups
   migration.collections                         only these collections (like --col, which wins)
@@ -83,7 +88,7 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Where dump, load, verify and migrate write their JSON run report (default:
-    /// ./milvus-migration-<command>-<UTC time>.json). Written on failure too.
+    /// ./milvus-migration-<command>-<UTC time>-<pid>.json). Written on failure too.
     #[arg(long, global = true, value_name = "FILE")]
     pub report: Option<PathBuf>,
 }
@@ -103,7 +108,8 @@ pub enum Command {
     /// converts each live segment in its own sandboxed instance: ids and vectors of the rows that
     /// were not deleted go to <outputDir>/<collection>/<partition>/<segment>/{id,data}.npy, and
     /// manifest.json at <outputDir> records every file with its rows, bytes and CRC-32C. The
-    /// manifest is written only when every segment succeeded.
+    /// previous manifest is removed first, and a new one written only when every segment
+    /// succeeded.
     #[command(after_help = format!("{CONFIG_KEYS}\n\n{EXIT_CODES}"))]
     Dump(DumpArgs),
     /// Bulk-import a completed dump into Milvus 2.x, then verify it.
@@ -111,18 +117,23 @@ pub enum Command {
     /// Reads the dump's manifest.json, checks every collection against the server first (an
     /// existing collection must have the same schema, or nothing is imported), creates missing
     /// collections and partitions (1.x tags that 2.x rejects are mapped to valid names, and the
-    /// mapping is printed), imports each segment's npy files with one Import request, waits for
-    /// it, and records it in a journal next to the dump: running `load` again imports nothing
-    /// twice. Then runs `verify` unless --no-verify.
+    /// mapping is printed), checks each file group against the manifest (size, CRC-32C), imports
+    /// it with one Import request (at most loader.worker.limit pending), waits for it, and records
+    /// it in a journal next to the dump, per target (database, collection id, partition)
+    /// and by the segment rows it covers: running `load` again imports nothing twice, also after
+    /// maxGroupMiB changed; loading into another collection, database or server imports every
+    /// row there. Then runs `verify` unless --no-verify.
     #[command(after_help = format!("{CONFIG_KEYS}\n\n{EXIT_CODES}"))]
     Load(LoadArgs),
-    /// Compare Milvus 2.x with the 1.x source: exact row counts per collection and partition,
-    /// vectors of sampled rows of every segment byte for byte, deleted rows absent.
+    /// Compare Milvus 2.x with the 1.x source: exact row counts per collection and partition
+    /// (count(*)), the stored entities after a flush (row_count statistics, which see a key
+    /// imported twice), the 1.x meta's row counts, vectors of sampled rows of every file group
+    /// byte for byte, deleted rows absent.
     #[command(after_help = format!("{CONFIG_KEYS}\n\n{EXIT_CODES}"))]
     Verify(CommonArgs),
     /// dump, load and verify in one command (export too: meta.json is written next to the dump).
     #[command(after_help = format!("{CONFIG_KEYS}\n\n{EXIT_CODES}"))]
-    Migrate(CommonArgs),
+    Migrate(MigrateArgs),
     /// Show what a migration would do, and check that it can: writes nothing.
     ///
     /// Prints the inventory (collections, partitions, segments, rows, bytes), the 2.x mapping
@@ -157,6 +168,20 @@ pub struct LoadArgs {
     /// Skip the verification after the import.
     #[arg(long)]
     pub no_verify: bool,
+    /// When another run holds the dump (its lease in <outputDir>/_lease/), wait for it instead
+    /// of stopping with exit 1.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// When another run holds the dump (its lease in <outputDir>/_lease/), wait for it instead
+    /// of stopping with exit 1.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -186,4 +211,8 @@ pub struct DumpArgs {
     /// Only these collections (comma-separated).
     #[arg(long = "col", value_name = "NAMES", value_delimiter = ',')]
     pub collections: Vec<String>,
+    /// When another run holds the dump (its lease in <outputDir>/_lease/), wait for it instead
+    /// of stopping with exit 1.
+    #[arg(long)]
+    pub wait: bool,
 }

@@ -6,6 +6,7 @@ mod cli;
 mod crash;
 mod exit;
 mod job;
+mod lease;
 mod pb;
 mod progress;
 mod run_report;
@@ -70,13 +71,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             job::export::run(args).await
         }
         Command::Dump(args) => {
-            let s = settings(args.config.as_deref(), args.collections, Needs { meta: true, milvus: false }, cli.verbose)?;
+            let mut s = settings(args.config.as_deref(), args.collections, Needs { meta: true, milvus: false }, cli.verbose)?;
+            s.wait_for_lease = args.wait;
             let rec = Recorder::new("dump", args.config);
             reported(&rec, job::dump::run(&s, &rec).await, report_path)
         }
         Command::Load(args) => {
             let c = args.common;
-            let s = settings(c.config.as_deref(), c.collections, Needs { meta: false, milvus: true }, cli.verbose)?;
+            let mut s = settings(c.config.as_deref(), c.collections, Needs { meta: false, milvus: true }, cli.verbose)?;
+            s.wait_for_lease = args.wait;
             let rec = Recorder::new("load", c.config);
             reported(&rec, job::load::run(&s, !args.no_verify, &rec).await, report_path)
         }
@@ -90,8 +93,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let s = settings(c.config.as_deref(), c.collections, Needs { meta: true, milvus: false }, cli.verbose)?;
             job::plan::run(&s, args.json).await
         }
-        Command::Migrate(c) => {
-            let s = settings(c.config.as_deref(), c.collections, Needs { meta: true, milvus: true }, cli.verbose)?;
+        Command::Migrate(args) => {
+            let c = args.common;
+            let mut s = settings(c.config.as_deref(), c.collections, Needs { meta: true, milvus: true }, cli.verbose)?;
+            s.wait_for_lease = args.wait;
             let rec = Recorder::new("migrate", c.config);
             let result = async {
                 // The export step: a meta.json of the source, kept next to the dump.

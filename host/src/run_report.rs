@@ -349,8 +349,10 @@ fn print_table(r: &Report) {
     }
 }
 
-/// `milvus-migration-<command>-<UTC time>.json` in the working directory.
+/// `milvus-migration-<command>-<UTC time>-<pid>.json` in the working directory: the time to the
+/// millisecond and the process id, so two runs started in the same second (a second terminal, a
+/// cron retry) never write the same file.
 pub fn default_path(command: &str) -> PathBuf {
-    let t = humantime::format_rfc3339_seconds(SystemTime::now()).to_string().replace(':', "");
-    PathBuf::from(format!("milvus-migration-{command}-{t}.json"))
+    let t = humantime::format_rfc3339_millis(SystemTime::now()).to_string().replace(':', "");
+    PathBuf::from(format!("milvus-migration-{command}-{t}-{}.json", std::process::id()))
 }

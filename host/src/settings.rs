@@ -204,6 +204,7 @@ struct Ours {
     load: Option<bool>,
     #[serde(rename = "maxGroupMiB")]
     max_group_mib: Option<u64>,
+    lease_seconds: Option<u64>,
     collections: Option<Vec<String>>,
     rename: Option<std::collections::BTreeMap<String, String>>,
     shards: Option<u32>,
@@ -466,11 +467,18 @@ pub struct Settings {
     pub vector_field: String,
     pub limits: Limits,
     pub log_level: Option<String>,
+    /// `migration.leaseSeconds`: a dump's lease whose holder sent no heartbeat for this long is
+    /// taken over.
+    pub lease_ttl: std::time::Duration,
+    /// `--wait`: wait for another run's lease on the dump instead of stopping.
+    pub wait_for_lease: bool,
 }
 
 /// 4 GiB per import: well under the 16 GiB file (2.2/2.3) and group (2.4+) limits, and small
 /// enough for 2.2/2.3's 900 s import timeout (measured ~1 GB per 10 s on 2.3.5 here).
 pub const DEFAULT_MAX_GROUP_MIB: u64 = 4096;
+/// `migration.leaseSeconds` when not set.
+const DEFAULT_LEASE_SECONDS: u64 = 60;
 
 pub const DEFAULT_LIMITS: Limits = Limits { memory_bytes: 256 << 20, fuel: 200_000_000_000 };
 
@@ -703,10 +711,16 @@ impl Settings {
             }
             limits.fuel = fuel.clamp(1e6, 1e15) as u64;
         }
+        let lease_seconds = f.migration.lease_seconds.unwrap_or(DEFAULT_LEASE_SECONDS);
+        if !(3..=86_400).contains(&lease_seconds) {
+            problems.push(format!("migration.leaseSeconds {lease_seconds} is outside 3..86400"));
+        }
         if !problems.is_empty() {
             return Err(SettingsError::Invalid { path: path.into(), problems });
         }
         Ok(Settings {
+            lease_ttl: std::time::Duration::from_secs(lease_seconds),
+            wait_for_lease: false,
             workers,
             loader_workers,
             milvus,

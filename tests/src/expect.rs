@@ -63,7 +63,7 @@ impl Expected {
             .filter_map(|e| e.ok())
             .filter(|e| e.path().is_dir())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n != "_journal") // the load journal, not dump output
+            .filter(|n| n != "_journal" && n != "_lease") // the load journal and the lease, not dump output
             .collect();
         dirs.sort();
         let mut want: Vec<String> = self.collections.iter().map(|c| c.name.clone()).collect();

@@ -114,6 +114,21 @@ fn first_group(env: &Env) -> std::path::PathBuf {
     env.dir.join("out").join(Path::new(&f).parent().unwrap())
 }
 
+/// Records `file`'s current size and CRC-32C in the manifest, as if the dump had written it.
+fn restate_in_manifest(env: &Env, file: &Path) {
+    let out = env.dir.join("out");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let rel = file.strip_prefix(&out).unwrap().to_str().unwrap().to_string();
+    let bytes = std::fs::read(file).unwrap();
+    for f in m["collections"].as_array_mut().unwrap().iter_mut().flat_map(|c| c["partitions"].as_array_mut().unwrap()).flat_map(|p| p["segments"].as_array_mut().unwrap()).flat_map(|s| s["files"].as_array_mut().unwrap()) {
+        if f["path"] == rel.as_str() {
+            f["bytes"] = bytes.len().into();
+            f["crc32c"] = format!("{:08x}", crc32c::crc32c(&bytes)).into();
+        }
+    }
+    std::fs::write(out.join("manifest.json"), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+}
+
 #[tokio::test]
 async fn an_import_the_server_fails_is_reported_and_retried_once_fixed() {
     let name = unique("srv_fail");
@@ -128,12 +143,16 @@ async fn an_import_the_server_fails_is_reported_and_retried_once_fixed() {
         .find(|p| *p != dir && p.join("data.npy").exists())
         .unwrap();
     std::fs::copy(other.join("data.npy"), dir.join("data.npy")).unwrap();
+    // The manifest agrees (load checks the files against it): only the server can tell.
+    let manifest = std::fs::read(env.dir.join("out/manifest.json")).unwrap();
+    restate_in_manifest(&env, &dir.join("data.npy"));
     let o = cmd(&env, &["load"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("failed on the server:") && err.contains(&format!("collection {name}")), "{}", text(&o));
 
     std::fs::write(dir.join("data.npy"), good).unwrap();
+    std::fs::write(env.dir.join("out/manifest.json"), manifest).unwrap();
     let o = cmd(&env, &["load"]);
     assert!(o.status.success(), "{}", text(&o));
     exactly_once(&env, &name);

@@ -181,6 +181,33 @@ async fn upload_chunks(mut upload: WriteMultipart, mut rx: mpsc::Receiver<Chunk>
     Err(object_store::Error::Generic { store: "writer", source: "dropped before finish; upload aborted".into() })
 }
 
+/// Largest file `create-new` holds before its create-only publish.
+const MAX_CREATE_NEW: u64 = 16 << 20;
+
+/// Collects chunks and publishes them create-only (`PutMode::Create`) on finish; nothing is
+/// written unless told to finish.
+async fn put_create(store: Arc<dyn ObjectStore>, path: Path, mut rx: mpsc::Receiver<Chunk>) -> object_store::Result<(u64, u32)> {
+    let (mut buf, mut crc) = (Vec::new(), 0u32);
+    while let Some(chunk) = rx.recv().await {
+        match chunk {
+            Chunk::Data(b) => {
+                crc = crc32c::crc32c_append(crc, &b);
+                buf.extend_from_slice(&b);
+                if buf.len() as u64 > MAX_CREATE_NEW {
+                    return Err(object_store::Error::Generic { store: "writer", source: format!("create-new holds at most {MAX_CREATE_NEW} bytes").into() });
+                }
+            }
+            Chunk::Finish => {
+                let bytes = buf.len() as u64;
+                let opts = object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() };
+                store.put_opts(&path, buf.into(), opts).await?;
+                return Ok((bytes, crc));
+            }
+        }
+    }
+    Err(object_store::Error::Generic { store: "writer", source: "dropped before finish; nothing written".into() })
+}
+
 impl BlobWriter {
     /// The task's error once it has stopped (it stops only on failure before `finish`).
     async fn failure(&mut self) -> types::Error {
@@ -228,6 +255,7 @@ pub fn store_error(role: blob_store::Role, path: &str, e: object_store::Error) -
             types::Error::AccessDenied(format!("{what}: {source}"))
         }
         object_store::Error::NotImplemented => types::Error::Unsupported(format!("{what}: not supported by this store")),
+        object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => types::Error::AlreadyExists(what),
         other => types::Error::Unavailable(format!("{what}: {other}")),
     }
 }
@@ -247,6 +275,14 @@ impl blob_store::Host for BlobStoreState {
         let upload = WriteMultipart::new_with_chunk_size(upload, WRITE_PART);
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let task = tokio::spawn(upload_chunks(upload, rx));
+        Ok(self.table.push(BlobWriter { tx: Some(tx), task: Some(task), path })?)
+    }
+
+    async fn create_new(&mut self, role: blob_store::Role, path: String) -> Result<Resource<BlobWriter>, HostError> {
+        let p = checked_path(&path)?;
+        let store = self.grant(role)?.store.clone();
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let task = tokio::spawn(put_create(store, p, rx));
         Ok(self.table.push(BlobWriter { tx: Some(tx), task: Some(task), path })?)
     }
 
@@ -454,5 +490,38 @@ mod tests {
             assert!(matches!(checked_path(bad), Err(types::Error::AccessDenied(_))), "{bad:?}");
         }
         assert_eq!(checked_path("c/_default/1/id.npy").unwrap().as_ref(), "c/_default/1/id.npy");
+    }
+
+    /// `create-new` on a local directory: of writers racing for one path exactly one publishes,
+    /// the others get `already-exists`; a writer dropped before finish leaves nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn create_new_has_one_winner() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+        let writers: Vec<_> = (0..12u8)
+            .map(|i| {
+                let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+                let task = tokio::spawn(put_create(store.clone(), Path::from("_claims/unit-7.json"), rx));
+                (i, tx, task)
+            })
+            .collect();
+        let mut won = Vec::new();
+        for (i, tx, task) in writers {
+            tx.send(Chunk::Data(Bytes::from(vec![i; 3]))).await.unwrap();
+            tx.send(Chunk::Finish).await.unwrap();
+            match task.await.unwrap() {
+                Ok((3, _)) => won.push(i),
+                Err(e) => assert!(matches!(store_error(blob_store::Role::Target, "x", e), types::Error::AlreadyExists(_))),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(won.len(), 1);
+        assert_eq!(std::fs::read(dir.path().join("_claims/unit-7.json")).unwrap(), vec![won[0]; 3]);
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let task = tokio::spawn(put_create(store.clone(), Path::from("dropped.json"), rx));
+        tx.send(Chunk::Data(Bytes::from_static(b"x"))).await.unwrap();
+        drop(tx);
+        assert!(task.await.unwrap().is_err());
+        assert!(!dir.path().join("dropped.json").exists());
     }
 }

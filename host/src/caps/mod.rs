@@ -49,6 +49,7 @@ pub fn describe(e: &types::Error) -> String {
         E::AccessDenied(m) => format!("access denied: {m}"),
         E::Unavailable(m) => format!("unavailable: {m}"),
         E::Remote(r) => format!("remote error {}: {}", r.code, r.reason),
+        E::AlreadyExists(m) => format!("already exists: {m}"),
         E::Other(m) => m.clone(),
     }
 }

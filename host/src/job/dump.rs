@@ -141,6 +141,10 @@ fn print_plan(plan: &engine::DumpPlan) {
 }
 
 pub async fn run(s: &Settings, rec: &Recorder) -> Result<(), Failure> {
+    super::leased(s, "dump", dump_all(s, rec)).await
+}
+
+async fn dump_all(s: &Settings, rec: &Recorder) -> Result<(), Failure> {
     let started = Instant::now();
     let grants = grants(s).await.map_err(Failure::Run)?;
     let meta = s.meta.as_ref().expect("dump settings carry the meta");

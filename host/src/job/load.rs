@@ -82,6 +82,10 @@ fn rows(c: &engine::CollectionLoad) -> u64 {
 }
 
 pub async fn run(s: &Settings, verify_after: bool, rec: &Recorder) -> Result<(), Failure> {
+    super::leased(s, "load", load_all(s, verify_after, rec)).await
+}
+
+async fn load_all(s: &Settings, verify_after: bool, rec: &Recorder) -> Result<(), Failure> {
     let (sandbox, caps, plan) = prepare(s, rec).await?;
     println!("load: {} collection(s)", plan.collections.len());
     for c in &plan.collections {

@@ -9,6 +9,22 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use crate::exit::Failure;
+use crate::lease::Lease;
+use crate::settings::Settings;
+
+/// Runs `phase` holding the lease on the dump (the target store): a second run on the same dump
+/// stops before touching anything (or waits, with --wait).
+pub async fn leased<F, T>(s: &Settings, command: &str, phase: F) -> Result<T, Failure>
+where
+    F: std::future::Future<Output = Result<T, Failure>>,
+{
+    let target = crate::stores::grant(&s.target, true).await.map_err(Failure::Run)?;
+    let lease = Lease::acquire(target.store.clone(), &target.display, command, s.lease_ttl, s.wait_for_lease).await.map_err(Failure::Run)?;
+    let result = phase.await;
+    lease.release().await;
+    result
+}
 
 /// Writes `bytes` to `path` through a temporary file and a rename: never half-written.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

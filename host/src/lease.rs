@@ -1,0 +1,250 @@
+//! An exclusive lease on a dump: `dump`, `load` and `migrate` hold one on the target store (the
+//! output directory or bucket prefix) for as long as they write into it or import from it, so two
+//! runs on one dump (a second terminal, a cron retry, a replaced pod) never import it twice.
+//!
+//! The lease is a chain of generations, `_lease/gen-<n>.json`, each created with create-only
+//! semantics (`PutMode::Create`: an atomic no-replace publish on a local directory,
+//! `If-None-Match: *` on S3), so of two runs that try the same generation exactly one wins. The
+//! newest generation says who holds the lease; its holder refreshes it (a heartbeat) and marks
+//! it released at the end. A lease whose holder is gone (released, its process no longer alive on
+//! this host, or no heartbeat for `migration.leaseSeconds`) is taken over by creating the next
+//! generation, never by deleting: a takeover race has one winner too. What a taken-over run had
+//! done is still decided by the journal, so a takeover keeps every exactly-once guarantee.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail};
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+
+const DIR: &str = "_lease";
+/// How often `--wait` looks again.
+const WAIT_POLL: Duration = Duration::from_millis(500);
+
+/// Who holds (or held) a generation of the lease.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Holder {
+    pub run: String,
+    pub host: String,
+    pub pid: u32,
+    pub command: String,
+    /// Unix seconds.
+    pub started: u64,
+    /// Unix seconds of the last heartbeat.
+    pub heartbeat: u64,
+    pub released: bool,
+}
+
+impl Holder {
+    fn new(command: &str) -> Self {
+        let now = unix_now();
+        let pid = std::process::id();
+        Holder { run: format!("{now}-{pid}"), host: host_name(), pid, command: command.into(), started: now, heartbeat: now, released: false }
+    }
+
+    /// Why this holder no longer holds the lease, if it does not.
+    fn gone(&self, ttl: Duration) -> Option<String> {
+        if self.released {
+            return Some("released".into());
+        }
+        if self.host == host_name() && !process_alive(self.pid) {
+            return Some(format!("process {} is no longer running on {}", self.pid, self.host));
+        }
+        let silent = unix_now().saturating_sub(self.heartbeat);
+        (silent > ttl.as_secs()).then(|| format!("no heartbeat for {silent} s (migration.leaseSeconds: {})", ttl.as_secs()))
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "run {} ({}, pid {} on {}, started {} s ago, last heartbeat {} s ago)",
+            self.run,
+            self.command,
+            self.pid,
+            self.host,
+            unix_now().saturating_sub(self.started),
+            unix_now().saturating_sub(self.heartbeat)
+        )
+    }
+}
+
+/// A held lease; `release` ends it (a run that dies leaves it to expire).
+pub struct Lease {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    holder: Holder,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+fn gen_path(n: u64) -> Path {
+    Path::from(format!("{DIR}/gen-{n:020}.json"))
+}
+
+/// The newest generation and its holder.
+async fn newest(store: &dyn ObjectStore) -> anyhow::Result<Option<(u64, Holder)>> {
+    let prefix = Path::from(DIR);
+    let listed: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
+    let Some(n) = listed
+        .iter()
+        .filter_map(|m| m.location.filename()?.strip_prefix("gen-")?.strip_suffix(".json")?.parse::<u64>().ok())
+        .max()
+    else {
+        return Ok(None);
+    };
+    let bytes = store.get(&gen_path(n)).await?.bytes().await?;
+    let holder = serde_json::from_slice(&bytes).map_err(|e| anyhow!("{DIR}/gen-{n:020}.json is not a lease ({e})"))?;
+    Ok(Some((n, holder)))
+}
+
+async fn put(store: &dyn ObjectStore, path: &Path, holder: &Holder, mode: PutMode) -> object_store::Result<()> {
+    let body = PutPayload::from(serde_json::to_vec_pretty(holder).expect("holder serializes"));
+    store.put_opts(path, body, PutOptions { mode, ..Default::default() }).await.map(|_| ())
+}
+
+impl Lease {
+    /// Takes the lease on the dump in `store` (`place` names it) for `command`. When another
+    /// live run holds it: waits for it with `wait`, otherwise fails naming the holder.
+    pub async fn acquire(store: Arc<dyn ObjectStore>, place: &str, command: &str, ttl: Duration, wait: bool) -> anyhow::Result<Lease> {
+        let mut waited = false;
+        loop {
+            let next = match newest(store.as_ref()).await.map_err(|e| anyhow!("reading the lease of the dump at {place}: {e}"))? {
+                None => 1,
+                Some((n, h)) => match h.gone(ttl) {
+                    Some(why) => {
+                        if !h.released {
+                            tracing::warn!("taking over the lease of the dump at {} from {}: {why}", place, h.describe());
+                        }
+                        n + 1
+                    }
+                    None if wait => {
+                        if !waited {
+                            println!("waiting for {} to finish with the dump at {place} (--wait)", h.describe());
+                            waited = true;
+                        }
+                        tokio::time::sleep(WAIT_POLL).await;
+                        continue;
+                    }
+                    None => bail!(
+                        "the dump at {place} is in use by {}. Wait for it to finish, or run again with --wait. If that run is gone, \
+                         its lease ({DIR}/gen-{n:020}.json) is taken over once its process is gone (same host) or after \
+                         migration.leaseSeconds ({} s) without a heartbeat",
+                        h.describe(),
+                        ttl.as_secs()
+                    ),
+                },
+            };
+            let holder = Holder::new(command);
+            let path = gen_path(next);
+            match put(store.as_ref(), &path, &holder, PutMode::Create).await {
+                Ok(()) => {
+                    let heartbeat = tokio::spawn(beat(store.clone(), path.clone(), holder.clone(), ttl));
+                    return Ok(Lease { store, path, holder, heartbeat });
+                }
+                // Another run created this generation first: look again.
+                Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => continue,
+                Err(e) => bail!("taking the lease of the dump at {place} ({path}): {e}"),
+            }
+        }
+    }
+
+    /// Marks the lease released (the next run takes it at once).
+    pub async fn release(self) {
+        self.heartbeat.abort();
+        let holder = Holder { released: true, heartbeat: unix_now(), ..self.holder };
+        if let Err(e) = put(self.store.as_ref(), &self.path, &holder, PutMode::Overwrite).await {
+            tracing::warn!("releasing the lease {}: {e} (it expires by itself)", self.path);
+        }
+    }
+}
+
+/// Refreshes the holder's heartbeat three times per `ttl`.
+async fn beat(store: Arc<dyn ObjectStore>, path: Path, mut holder: Holder, ttl: Duration) {
+    let every = (ttl / 3).max(Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(every).await;
+        holder.heartbeat = unix_now();
+        if let Err(e) = put(store.as_ref(), &path, &holder, PutMode::Overwrite).await {
+            tracing::warn!("lease heartbeat {path}: {e}");
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown-host".into())
+}
+
+/// Whether process `pid` exists on this machine (signal 0 checks without sending anything).
+fn process_alive(pid: u32) -> bool {
+    // SAFETY: kill with signal 0 only checks that the process exists and may be signalled.
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::local::LocalFileSystem;
+
+    fn store(dir: &std::path::Path) -> Arc<dyn ObjectStore> {
+        Arc::new(LocalFileSystem::new_with_prefix(dir).unwrap())
+    }
+
+    /// Create-only on the local store is atomic: of many concurrent creators exactly one wins.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn of_many_concurrent_creators_one_wins() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let s = store(dir.path());
+            let path = gen_path(1);
+            let tasks: Vec<_> = (0..16)
+                .map(|i| {
+                    let (s, path) = (s.clone(), path.clone());
+                    tokio::spawn(async move { put(s.as_ref(), &path, &Holder { pid: i, ..Holder::new("t") }, PutMode::Create).await })
+                })
+                .collect();
+            let mut won = 0;
+            for t in tasks {
+                match t.await.unwrap() {
+                    Ok(()) => won += 1,
+                    Err(object_store::Error::AlreadyExists { .. }) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert_eq!(won, 1, "round {round}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_held_lease_stops_the_next_run_and_a_released_or_dead_one_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let ttl = Duration::from_secs(60);
+        let first = Lease::acquire(s.clone(), "out", "load", ttl, false).await.unwrap();
+        let e = Lease::acquire(s.clone(), "out", "load", ttl, false).await.err().unwrap().to_string();
+        assert!(e.contains("is in use by run") && e.contains(&format!("pid {}", std::process::id())) && e.contains("--wait"), "{e}");
+        first.release().await;
+        let second = Lease::acquire(s.clone(), "out", "dump", ttl, false).await.unwrap();
+        assert_eq!(second.path, gen_path(2));
+        second.heartbeat.abort();
+        // A holder whose process is gone (this host), and one silent for longer than the ttl.
+        let dead = Holder { pid: i32::MAX as u32 - 7, ..Holder::new("load") };
+        put(s.as_ref(), &gen_path(3), &dead, PutMode::Create).await.unwrap();
+        let third = Lease::acquire(s.clone(), "out", "load", ttl, false).await.unwrap();
+        assert_eq!(third.path, gen_path(4));
+        third.heartbeat.abort();
+        let silent = Holder { host: "elsewhere".into(), heartbeat: unix_now() - 120, ..Holder::new("load") };
+        put(s.as_ref(), &gen_path(5), &silent, PutMode::Create).await.unwrap();
+        assert_eq!(Lease::acquire(s.clone(), "out", "load", ttl, false).await.unwrap().path, gen_path(6));
+    }
+}
