@@ -323,7 +323,7 @@ pub fn load_collection(store: &impl Store, milvus: &impl Milvus, report: &impl R
     let info = match existing {
         Some(info) => info,
         None => {
-            milvus.create_collection(&NewCollection {
+            let created = milvus.create_collection(&NewCollection {
                 name: c.name.clone(),
                 description: description(c),
                 id_field: c.id_field.clone(),
@@ -332,16 +332,33 @@ pub fn load_collection(store: &impl Store, milvus: &impl Milvus, report: &impl R
                 dim: c.dim,
                 shards: c.shards,
                 consistency: c.consistency.clone(),
-            })?;
-            report.log(Level::Info, &format!("created collection {:?}", c.name));
-            milvus
-                .describe_collection(&c.name)?
-                .ok_or_else(|| Error::Remote { code: 0, reason: format!("collection {:?} was created but the server does not describe it", c.name) })?
+            });
+            // Another worker of the same plan may have created it meanwhile: fine when it
+            // has the schema this load needs.
+            let info = milvus.describe_collection(&c.name)?;
+            match (created, info) {
+                (Ok(()), Some(info)) => {
+                    report.log(Level::Info, &format!("created collection {:?}", c.name));
+                    info
+                }
+                (Err(_), Some(info)) if schema_problems(&info, c).is_empty() => info,
+                (Err(e), _) => return Err(e),
+                (Ok(()), None) => {
+                    return Err(Error::Remote { code: 0, reason: format!("collection {:?} was created but the server does not describe it", c.name) })
+                }
+            }
         }
     };
     for p in c.partitions.iter().filter(|p| p.name != DEFAULT_PARTITION && !info.partitions.contains(&p.name)) {
-        milvus.create_partition(&c.name, &p.name)?;
-        report.log(Level::Info, &format!("created partition {:?} of {:?}", p.name, c.name));
+        match milvus.create_partition(&c.name, &p.name) {
+            Ok(()) => report.log(Level::Info, &format!("created partition {:?} of {:?}", p.name, c.name)),
+            // Created by a concurrent worker?
+            Err(e) => {
+                if !milvus.describe_collection(&c.name)?.is_some_and(|i| i.partitions.contains(&p.name)) {
+                    return Err(e);
+                }
+            }
+        }
     }
 
     let mut run = Run {

@@ -490,7 +490,7 @@ fn a_completion_with_the_wrong_row_count_is_never_taken_as_done() {
         let milvus = FakeMilvus { store: store.clone(), ..Default::default() };
         let c = plan_load(&store, &milvus, &opts()).unwrap().collections.remove(0);
         // The server imports s1 (task 1, 4 rows) but reports another count.
-        let lying = OverrideRows { inner: &milvus, task: 1, rows: reported };
+        let lying = Tweaked { report: Some((1, reported)), ..Tweaked::new(&milvus) };
         let err = load_collection(&store, &lying, &MemReport::default(), &c).unwrap_err().to_string();
         assert!(err.contains(&format!("the server reports {reported} rows imported, the dump has 4")), "{err}");
         let e = journal_of(&store, "c/_default/s1");
@@ -501,24 +501,44 @@ fn a_completion_with_the_wrong_row_count_is_never_taken_as_done() {
     }
 }
 
-/// A Milvus whose `await_import` reports `rows` for `task`.
-struct OverrideRows<'a> {
+/// The fake Milvus with a twist: `await_import` reports `rows` for `task`; or, `racing`, its
+/// first describe does not see the collection and the next one not the partitions (the plan's
+/// view), and creates fail as a server's do when another client created the thing first.
+struct Tweaked<'a> {
     inner: &'a FakeMilvus,
-    task: i64,
-    rows: u64,
+    report: Option<(i64, u64)>,
+    racing: bool,
+    describes: Cell<u32>,
 }
 
-impl Milvus for OverrideRows<'_> {
+impl<'a> Tweaked<'a> {
+    fn new(inner: &'a FakeMilvus) -> Self {
+        Tweaked { inner, report: None, racing: false, describes: Cell::new(0) }
+    }
+}
+
+impl Milvus for Tweaked<'_> {
     fn server_version(&self) -> Result<String> {
         self.inner.server_version()
     }
     fn describe_collection(&self, name: &str) -> Result<Option<CollectionInfo>> {
-        self.inner.describe_collection(name)
+        let n = self.describes.replace(self.describes.get() + 1);
+        match self.inner.describe_collection(name)? {
+            Some(_) if self.racing && n == 0 => Ok(None),
+            Some(info) if self.racing && n == 1 => Ok(Some(CollectionInfo { partitions: vec!["_default".into()], ..info })),
+            other => Ok(other),
+        }
     }
     fn create_collection(&self, c: &NewCollection) -> Result<()> {
+        if self.racing {
+            return Err(Error::Remote { code: 1, reason: "collection already exists".into() });
+        }
         self.inner.create_collection(c)
     }
     fn create_partition(&self, collection: &str, partition: &str) -> Result<()> {
+        if self.racing {
+            return Err(Error::Remote { code: 1, reason: "partition already exists".into() });
+        }
         self.inner.create_partition(collection, partition)
     }
     fn describe_indexes(&self, c: &str) -> Result<Vec<IndexInfo>> {
@@ -535,7 +555,10 @@ impl Milvus for OverrideRows<'_> {
     }
     fn await_import(&self, task: i64) -> Result<ImportOutcome> {
         let o = self.inner.await_import(task)?;
-        Ok(if task == self.task { ImportOutcome { rows: self.rows, ..o } } else { o })
+        Ok(match self.report {
+            Some((t, rows)) if t == task => ImportOutcome { rows, ..o },
+            _ => o,
+        })
     }
     fn list_imports(&self, c: &str) -> Result<Vec<ImportTask>> {
         self.inner.list_imports(c)
@@ -728,4 +751,31 @@ fn verify_checks_milvus_against_the_meta_row_counts() {
     let v = verify_collection(&store, &milvus, &MemReport::default(), &c).unwrap();
     let problems = v.partitions[1].problems.join("\n");
     assert!(problems.contains("2 rows in Milvus, but the 1.x meta's row_count says at least 3"), "{problems}");
+}
+
+/// Workers of one plan load the same collection at once: a creation that loses the race to
+/// another worker's is fine when the schema matches.
+#[test]
+fn a_collection_or_partition_created_by_another_worker_meanwhile_is_used() {
+    let store = dumped();
+    let milvus = FakeMilvus { store: store.clone(), ..Default::default() };
+    let c = plan_load(&store, &milvus, &opts()).unwrap().collections.remove(0);
+    assert!(!c.exists);
+    // "Another worker" creates both after this one planned.
+    milvus
+        .create_collection(&NewCollection {
+            name: "c".into(),
+            description: String::new(),
+            id_field: "id".into(),
+            vector_field: "data".into(),
+            binary: false,
+            dim: 2,
+            shards: 0,
+            consistency: "Bounded".into(),
+        })
+        .unwrap();
+    milvus.create_partition("c", "a_b").unwrap();
+    let racing = Tweaked { racing: true, ..Tweaked::new(&milvus) };
+    let r = load_collection(&store, &racing, &MemReport::default(), &c).unwrap();
+    assert_eq!((r.imported, milvus.stored_rows("c", None).unwrap()), (2, 7));
 }

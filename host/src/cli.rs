@@ -168,20 +168,34 @@ pub struct LoadArgs {
     /// Skip the verification after the import.
     #[arg(long)]
     pub no_verify: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// How a run that writes into a dump or imports from it shares it with other runs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
     /// When another run holds the dump (its lease in <outputDir>/_lease/), wait for it instead
     /// of stopping with exit 1.
     #[arg(long)]
     pub wait: bool,
+    /// Divide the plan among N worker processes (on one machine or many, e.g. a Kubernetes
+    /// Indexed Job): this one does the units whose index modulo N is --worker, and the one
+    /// worker that sees every unit done writes the manifest, or builds the indexes, loads and
+    /// verifies. Progress is kept in the staging store (<outputDir>/_work/).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Which worker this is, 0..N-1 (default: $JOB_COMPLETION_INDEX, as Kubernetes sets it).
+    #[arg(long, value_name = "I", env = "JOB_COMPLETION_INDEX")]
+    pub worker: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct MigrateArgs {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// When another run holds the dump (its lease in <outputDir>/_lease/), wait for it instead
-    /// of stopping with exit 1.
-    #[arg(long)]
-    pub wait: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -211,8 +225,6 @@ pub struct DumpArgs {
     /// Only these collections (comma-separated).
     #[arg(long = "col", value_name = "NAMES", value_delimiter = ',')]
     pub collections: Vec<String>,
-    /// When another run holds the dump (its lease in <outputDir>/_lease/), wait for it instead
-    /// of stopping with exit 1.
-    #[arg(long)]
-    pub wait: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
 }

@@ -15,12 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail};
-use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
-const DIR: &str = "_lease";
+/// The lease of a whole dump; workers (`--workers`) each hold one below it.
+pub const DIR: &str = "_lease";
 /// How often `--wait` looks again.
 const WAIT_POLL: Duration = Duration::from_millis(500);
 
@@ -78,14 +78,18 @@ pub struct Lease {
     heartbeat: tokio::task::JoinHandle<()>,
 }
 
-fn gen_path(n: u64) -> Path {
-    Path::from(format!("{DIR}/gen-{n:020}.json"))
+fn gen_path(dir: &str, n: u64) -> Path {
+    Path::from(format!("{dir}/gen-{n:020}.json"))
 }
 
 /// The newest generation and its holder.
-async fn newest(store: &dyn ObjectStore) -> anyhow::Result<Option<(u64, Holder)>> {
-    let prefix = Path::from(DIR);
-    let listed: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
+async fn newest(store: &dyn ObjectStore, dir: &str) -> anyhow::Result<Option<(u64, Holder)>> {
+    let prefix = Path::from(dir);
+    // Only this directory's generations (a worker's lease lives below the dump's).
+    let listed: Vec<_> = store.list_with_delimiter(Some(&prefix)).await.map(|l| l.objects).or_else(|e| match e {
+        object_store::Error::NotFound { .. } => Ok(vec![]),
+        e => Err(e),
+    })?;
     let Some(n) = listed
         .iter()
         .filter_map(|m| m.location.filename()?.strip_prefix("gen-")?.strip_suffix(".json")?.parse::<u64>().ok())
@@ -93,8 +97,8 @@ async fn newest(store: &dyn ObjectStore) -> anyhow::Result<Option<(u64, Holder)>
     else {
         return Ok(None);
     };
-    let bytes = store.get(&gen_path(n)).await?.bytes().await?;
-    let holder = serde_json::from_slice(&bytes).map_err(|e| anyhow!("{DIR}/gen-{n:020}.json is not a lease ({e})"))?;
+    let bytes = store.get(&gen_path(dir, n)).await?.bytes().await?;
+    let holder = serde_json::from_slice(&bytes).map_err(|e| anyhow!("{dir}/gen-{n:020}.json is not a lease ({e})"))?;
     Ok(Some((n, holder)))
 }
 
@@ -104,12 +108,13 @@ async fn put(store: &dyn ObjectStore, path: &Path, holder: &Holder, mode: PutMod
 }
 
 impl Lease {
-    /// Takes the lease on the dump in `store` (`place` names it) for `command`. When another
-    /// live run holds it: waits for it with `wait`, otherwise fails naming the holder.
-    pub async fn acquire(store: Arc<dyn ObjectStore>, place: &str, command: &str, ttl: Duration, wait: bool) -> anyhow::Result<Lease> {
+    /// Takes the lease in directory `dir` of the dump in `store` (`place` names it) for
+    /// `command`. When another live run holds it: waits for it with `wait`, otherwise fails
+    /// naming the holder.
+    pub async fn acquire(store: Arc<dyn ObjectStore>, place: &str, dir: &str, command: &str, ttl: Duration, wait: bool) -> anyhow::Result<Lease> {
         let mut waited = false;
         loop {
-            let next = match newest(store.as_ref()).await.map_err(|e| anyhow!("reading the lease of the dump at {place}: {e}"))? {
+            let next = match newest(store.as_ref(), dir).await.map_err(|e| anyhow!("reading the lease of the dump at {place}: {e}"))? {
                 None => 1,
                 Some((n, h)) => match h.gone(ttl) {
                     Some(why) => {
@@ -128,7 +133,7 @@ impl Lease {
                     }
                     None => bail!(
                         "the dump at {place} is in use by {}. Wait for it to finish, or run again with --wait. If that run is gone, \
-                         its lease ({DIR}/gen-{n:020}.json) is taken over once its process is gone (same host) or after \
+                         its lease ({dir}/gen-{n:020}.json) is taken over once its process is gone (same host) or after \
                          migration.leaseSeconds ({} s) without a heartbeat",
                         h.describe(),
                         ttl.as_secs()
@@ -136,7 +141,7 @@ impl Lease {
                 },
             };
             let holder = Holder::new(command);
-            let path = gen_path(next);
+            let path = gen_path(dir, next);
             match put(store.as_ref(), &path, &holder, PutMode::Create).await {
                 Ok(()) => {
                     let heartbeat = tokio::spawn(beat(store.clone(), path.clone(), holder.clone(), ttl));
@@ -206,7 +211,7 @@ mod tests {
         for round in 0..20 {
             let dir = tempfile::tempdir().unwrap();
             let s = store(dir.path());
-            let path = gen_path(1);
+            let path = gen_path(DIR, 1);
             let tasks: Vec<_> = (0..16)
                 .map(|i| {
                     let (s, path) = (s.clone(), path.clone());
@@ -230,21 +235,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
         let ttl = Duration::from_secs(60);
-        let first = Lease::acquire(s.clone(), "out", "load", ttl, false).await.unwrap();
-        let e = Lease::acquire(s.clone(), "out", "load", ttl, false).await.err().unwrap().to_string();
+        let first = Lease::acquire(s.clone(), "out", DIR, "load", ttl, false).await.unwrap();
+        let e = Lease::acquire(s.clone(), "out", DIR, "load", ttl, false).await.err().unwrap().to_string();
         assert!(e.contains("is in use by run") && e.contains(&format!("pid {}", std::process::id())) && e.contains("--wait"), "{e}");
         first.release().await;
-        let second = Lease::acquire(s.clone(), "out", "dump", ttl, false).await.unwrap();
-        assert_eq!(second.path, gen_path(2));
+        let second = Lease::acquire(s.clone(), "out", DIR, "dump", ttl, false).await.unwrap();
+        assert_eq!(second.path, gen_path(DIR, 2));
         second.heartbeat.abort();
         // A holder whose process is gone (this host), and one silent for longer than the ttl.
         let dead = Holder { pid: i32::MAX as u32 - 7, ..Holder::new("load") };
-        put(s.as_ref(), &gen_path(3), &dead, PutMode::Create).await.unwrap();
-        let third = Lease::acquire(s.clone(), "out", "load", ttl, false).await.unwrap();
-        assert_eq!(third.path, gen_path(4));
+        put(s.as_ref(), &gen_path(DIR, 3), &dead, PutMode::Create).await.unwrap();
+        let third = Lease::acquire(s.clone(), "out", DIR, "load", ttl, false).await.unwrap();
+        assert_eq!(third.path, gen_path(DIR, 4));
         third.heartbeat.abort();
         let silent = Holder { host: "elsewhere".into(), heartbeat: unix_now() - 120, ..Holder::new("load") };
-        put(s.as_ref(), &gen_path(5), &silent, PutMode::Create).await.unwrap();
-        assert_eq!(Lease::acquire(s.clone(), "out", "load", ttl, false).await.unwrap().path, gen_path(6));
+        put(s.as_ref(), &gen_path(DIR, 5), &silent, PutMode::Create).await.unwrap();
+        assert_eq!(Lease::acquire(s.clone(), "out", DIR, "load", ttl, false).await.unwrap().path, gen_path(DIR, 6));
     }
 }

@@ -59,6 +59,19 @@ fn reported(rec: &Recorder, result: Result<(), Failure>, path: Option<PathBuf>) 
     result
 }
 
+/// The run options of a command that writes into a dump or imports from it.
+fn apply_run(s: &mut settings::Settings, run: &cli::RunArgs) -> Result<(), Failure> {
+    s.wait_for_lease = run.wait;
+    s.share = match (run.workers, run.worker) {
+        (None, _) => None,
+        (Some(0), _) => return Err(Failure::Usage(anyhow::anyhow!("--workers must be at least 1"))),
+        (Some(_), None) => return Err(Failure::Usage(anyhow::anyhow!("--workers needs --worker I (or $JOB_COMPLETION_INDEX)"))),
+        (Some(n), Some(i)) if i >= n => return Err(Failure::Usage(anyhow::anyhow!("--worker {i} is not below --workers {n} (workers are 0..{})", n - 1))),
+        (Some(n), Some(i)) => Some(job::workers::Share { workers: n, worker: i }),
+    };
+    Ok(())
+}
+
 async fn run(cli: Cli) -> Result<(), Failure> {
     let report_path = cli.report.clone();
     match cli.command {
@@ -72,14 +85,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Dump(args) => {
             let mut s = settings(args.config.as_deref(), args.collections, Needs { meta: true, milvus: false }, cli.verbose)?;
-            s.wait_for_lease = args.wait;
+            apply_run(&mut s, &args.run)?;
             let rec = Recorder::new("dump", args.config);
             reported(&rec, job::dump::run(&s, &rec).await, report_path)
         }
         Command::Load(args) => {
             let c = args.common;
             let mut s = settings(c.config.as_deref(), c.collections, Needs { meta: false, milvus: true }, cli.verbose)?;
-            s.wait_for_lease = args.wait;
+            apply_run(&mut s, &args.run)?;
             let rec = Recorder::new("load", c.config);
             reported(&rec, job::load::run(&s, !args.no_verify, &rec).await, report_path)
         }
@@ -96,7 +109,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Migrate(args) => {
             let c = args.common;
             let mut s = settings(c.config.as_deref(), c.collections, Needs { meta: true, milvus: true }, cli.verbose)?;
-            s.wait_for_lease = args.wait;
+            apply_run(&mut s, &args.run)?;
             let rec = Recorder::new("migrate", c.config);
             let result = async {
                 // The export step: a meta.json of the source, kept next to the dump.
@@ -105,7 +118,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         job::export::export(db, out).await?;
                     }
                 }
-                job::dump::run(&s, &rec).await?;
+                job::dump::run_before_load(&s, &rec).await?;
                 job::load::run(&s, true, &rec).await
             }
             .await;
@@ -136,5 +149,75 @@ fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => f.report(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use serde::Deserialize;
+
+    /// The Kubernetes manifest runs this binary's own command line and configuration, so the two
+    /// cannot drift apart.
+    #[test]
+    fn the_kubernetes_manifest_matches_the_cli_and_the_settings() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/kubernetes/indexed-job.yaml")).unwrap();
+        let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&text).map(|d| serde_yaml::Value::deserialize(d).unwrap()).collect();
+        let kind = |k: &str| docs.iter().find(|d| d["kind"] == k).unwrap_or_else(|| panic!("no {k} in the manifest"));
+        let spec = &kind("Job")["spec"];
+        assert_eq!(spec["completionMode"], "Indexed");
+        assert_eq!(spec["podReplacementPolicy"], "Failed");
+        assert!(spec["backoffLimitPerIndex"].as_u64().is_some());
+        let n = spec["completions"].as_u64().unwrap() as usize;
+        assert_eq!(spec["parallelism"].as_u64(), Some(n as u64));
+        let pod = &spec["template"]["spec"];
+        assert_eq!(pod["restartPolicy"], "Never");
+        let c = &pod["containers"][0];
+        let argv: Vec<String> = c["command"].as_sequence().unwrap().iter().chain(c["args"].as_sequence().unwrap()).map(|v| v.as_str().unwrap().to_string()).collect();
+        let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        let Command::Migrate(m) = cli.command else { panic!("{argv:?} is not migrate") };
+        // Kubernetes gives each pod its index in JOB_COMPLETION_INDEX, which --worker defaults to.
+        let run = cli::RunArgs { worker: Some(n - 1), ..m.run.clone() };
+        assert!(run.wait, "a replacement pod must wait for a live predecessor");
+        let config = m.common.config.clone().unwrap();
+        let mount = &c["volumeMounts"][0];
+        assert_eq!(config, std::path::Path::new(mount["mountPath"].as_str().unwrap()).join("migration.yaml"));
+        let cm = kind("ConfigMap");
+        let volume = pod["volumes"].as_sequence().unwrap().iter().find(|v| v["name"] == mount["name"]).unwrap();
+        assert_eq!(volume["configMap"]["name"], cm["metadata"]["name"]);
+
+        // The ConfigMap's migration.yaml, as the pod sees it: valid, but for the keys the Secret gives.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("migration.yaml");
+        std::fs::write(&path, cm["data"]["migration.yaml"].as_str().unwrap()).unwrap();
+        let secret = kind("Secret");
+        assert_eq!(c["envFrom"][0]["secretRef"]["name"], secret["metadata"]["name"]);
+        let given: Vec<&str> = secret["stringData"].as_mapping().unwrap().keys().map(|k| k.as_str().unwrap()).collect();
+        for var in [settings::env::SOURCE_AK, settings::env::SOURCE_SK, settings::env::TARGET_AK, settings::env::TARGET_SK, settings::env::MILVUS_PASSWORD] {
+            assert!(given.contains(&var), "the Secret lacks {var}");
+        }
+        let mut s = match Settings::load(&path, vec![], settings::Needs { meta: true, milvus: true }) {
+            Ok(s) => s,
+            Err(settings::SettingsError::Invalid { problems, .. }) => {
+                // Only the keys, which this test process does not have in its environment.
+                assert!(problems.iter().all(|p| given.iter().any(|v| p.contains(v))), "{problems:?}");
+                return check_share(n, &run);
+            }
+            Err(e) => panic!("{e}"),
+        };
+        apply_run(&mut s, &run).unwrap();
+        assert_eq!(s.share, Some(job::workers::Share { workers: n, worker: n - 1 }));
+    }
+
+    fn check_share(n: usize, run: &cli::RunArgs) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.yaml");
+        std::fs::write(&path, "meta:\n  mode: local\n  localFile: m.json\nsource:\n  mode: local\n  local:\n    tablesDir: /t\ntarget:\n  mode: local\n  local:\n    outputDir: /o\n").unwrap();
+        let mut s = Settings::load(&path, vec![], settings::Needs { meta: true, milvus: false }).unwrap();
+        apply_run(&mut s, run).unwrap();
+        assert_eq!(s.share, Some(job::workers::Share { workers: n, worker: n - 1 }));
+        let bad = cli::RunArgs { worker: Some(n), ..run.clone() };
+        assert!(apply_run(&mut s, &bad).is_err());
     }
 }

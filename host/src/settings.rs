@@ -472,6 +472,8 @@ pub struct Settings {
     pub lease_ttl: std::time::Duration,
     /// `--wait`: wait for another run's lease on the dump instead of stopping.
     pub wait_for_lease: bool,
+    /// `--workers N --worker I`: this process's share of the plan.
+    pub share: Option<crate::job::workers::Share>,
 }
 
 /// 4 GiB per import: well under the 16 GiB file (2.2/2.3) and group (2.4+) limits, and small
@@ -721,6 +723,7 @@ impl Settings {
         Ok(Settings {
             lease_ttl: std::time::Duration::from_secs(lease_seconds),
             wait_for_lease: false,
+            share: None,
             workers,
             loader_workers,
             milvus,

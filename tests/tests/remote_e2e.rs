@@ -276,3 +276,86 @@ async fn remote_import_killed_after_submit_is_found_on_the_server_not_repeated()
     assert!(text(&o).contains("an earlier run's import reached the server as task"), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("verified:"), "{}", text(&o));
 }
+
+// --- One plan, many workers (issue 11): staging in Milvus' bucket on s3s-fs. ---
+
+/// A local installation with its target in Milvus' bucket, as an Env for the pymilvus check.
+async fn worker_env(name: &str) -> mm_tests::milvus_env::Env {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let g = installation(&dir, name).await;
+    let meta = format!("  mode: sqlite\n  sqliteFile: {}", s(&g.meta_sqlite));
+    let local_source = format!("  mode: local\n  local:\n    tablesDir: {}", s(&g.tables));
+    let config = config(&dir, &meta, &local_source, &format!("migration/{name}"), "");
+    mm_tests::milvus_env::Env { _dir: tmp, dir, config, expected: g.expected }
+}
+
+fn spawn_worker(env: &mm_tests::milvus_env::Env, args: &[&str], crash_at: Option<&str>) -> std::process::Child {
+    let mut c = std::process::Command::new(mm_tests::tool::binary());
+    c.current_dir(&env.dir).args(args).arg(format!("--config={}", s(&env.config)));
+    c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    if let Some(p) = crash_at {
+        c.env("MILVUS_MIGRATION_CRASH_AT", p);
+    }
+    c.spawn().unwrap()
+}
+
+/// Every live row of both collections once, with vectors (pymilvus, entity counts included).
+fn every_row_once(env: &mm_tests::milvus_env::Env, name: &str) {
+    for (c, parts) in [(name.to_string(), vec![("east/1", "east_1")]), (format!("{name}_bin"), vec![])] {
+        let e = env.expected.collections.iter().find(|x| x.name == c).unwrap();
+        let ids: Vec<i64> = e.partitions.iter().flat_map(|p| &p.segments).flat_map(|s| s.ids.clone()).collect();
+        mm_tests::milvus_env::pymilvus_check_with(env, &c, &parts, serde_json::json!({"exact_ids": ids}));
+    }
+}
+
+fn outputs(children: Vec<std::process::Child>) -> Vec<Output> {
+    children.into_iter().map(|c| c.wait_with_output().unwrap()).collect()
+}
+
+fn count_in(outs: &[Output], what: &str) -> usize {
+    outs.iter().filter(|o| String::from_utf8_lossy(&o.stdout).contains(what)).count()
+}
+
+#[tokio::test]
+async fn remote_three_workers_on_one_plan_land_every_row_once_with_one_finalize() {
+    require_minio_milvus();
+    let name = unique("w3");
+    let env = worker_env(&name).await;
+    let children = (0..3).map(|i| spawn_worker(&env, &["migrate", "--workers=3", &format!("--worker={i}")], None)).collect();
+    let outs = outputs(children);
+    for o in &outs {
+        assert!(o.status.success(), "{}", text(o));
+    }
+    assert_eq!(count_in(&outs, "finalizing (writing the manifest)"), 1, "one worker writes the manifest");
+    assert_eq!(count_in(&outs, "finalizing (index, load, verify)"), 1, "one worker builds, loads and verifies");
+    assert_eq!(count_in(&outs, "verified: every collection and partition matches the source"), 1);
+    every_row_once(&env, &name);
+}
+
+#[tokio::test]
+async fn remote_two_processes_with_one_worker_index_and_a_killed_worker_import_each_unit_once() {
+    require_minio_milvus();
+    let name = unique("w2");
+    let env = worker_env(&name).await;
+    // Worker 0 is killed (SIGKILL) while waiting on an import; worker 1 runs twice at once
+    // (a replaced pod still running): the second waits for the first's lease.
+    let killed = spawn_worker(&env, &["migrate", "--workers=2", "--worker=0"], Some("import-polled:1"));
+    let twins = vec![
+        spawn_worker(&env, &["migrate", "--workers=2", "--worker=1", "--wait"], None),
+        spawn_worker(&env, &["migrate", "--workers=2", "--worker=1", "--wait"], None),
+    ];
+    let k = killed.wait_with_output().unwrap();
+    assert!(!k.status.success(), "the crash hook killed worker 0: {}", text(&k));
+    let outs = outputs(twins);
+    for o in &outs {
+        assert!(o.status.success(), "{}", text(o));
+    }
+    // Worker 0 again: it takes over its own lease and finishes its part; someone finalizes.
+    let again = spawn_worker(&env, &["migrate", "--workers=2", "--worker=0"], None).wait_with_output().unwrap();
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("taking over the lease"), "{}", text(&again));
+    let all: Vec<Output> = outs.into_iter().chain([again]).collect();
+    assert_eq!(count_in(&all, "finalizing (index, load, verify)"), 1, "one finalize");
+    every_row_once(&env, &name);
+}

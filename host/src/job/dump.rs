@@ -9,6 +9,7 @@ use crate::bindings::engine;
 use crate::caps::blob_store::Grants;
 use crate::caps::meta_db::{MetaSource, MySqlSource, SqliteSource};
 use crate::stores;
+use super::workers::{self, Work};
 use crate::exit::Failure;
 use crate::progress::Progress;
 use crate::run_report::Recorder;
@@ -141,10 +142,25 @@ fn print_plan(plan: &engine::DumpPlan) {
 }
 
 pub async fn run(s: &Settings, rec: &Recorder) -> Result<(), Failure> {
-    super::leased(s, "dump", dump_all(s, rec)).await
+    super::leased(s, "dump", dump_all(s, rec, false)).await
 }
 
-async fn dump_all(s: &Settings, rec: &Recorder) -> Result<(), Failure> {
+/// `dump` as the first step of `migrate`: a worker whose share is done waits for the others'
+/// (the load needs the manifest).
+pub async fn run_before_load(s: &Settings, rec: &Recorder) -> Result<(), Failure> {
+    super::leased(s, "dump", dump_all(s, rec, true)).await
+}
+
+/// What identifies a dump plan for its workers: every unit and the options that shape output.
+fn plan_hash(plan: &engine::DumpPlan, opts: &engine::DumpOptions) -> u64 {
+    let mut text = format!("{}|{}|{}|{:?}|{}\n", opts.id_field, opts.vector_field, opts.max_group_bytes, opts.bad_data, opts.keep_last);
+    for u in &plan.units {
+        text.push_str(&format!("{}|{}|{}|{}|{}|{}|{:?}\n", u.collection, u.table_id, u.segment_id, u.rows, u.file_size, u.output_dir, u.drop_rows));
+    }
+    workers::fnv1a(&text)
+}
+
+async fn dump_all(s: &Settings, rec: &Recorder, wait_for_others: bool) -> Result<(), Failure> {
     let started = Instant::now();
     let grants = grants(s).await.map_err(Failure::Run)?;
     let meta = s.meta.as_ref().expect("dump settings carry the meta");
@@ -169,23 +185,62 @@ async fn dump_all(s: &Settings, rec: &Recorder) -> Result<(), Failure> {
         BadData::Reject => "reject",
     });
 
+    let target = grants.target.as_ref().expect("dump grants a target");
+    let work = s.share.map(|_| Work::new(target.store.clone(), &target.display, "dump", plan_hash(&plan, &opts)));
+    let run_err = |e: anyhow::Error| Failure::Run(e);
+    if let (Some(work), Some(share)) = (&work, s.share) {
+        if work.get("finalized.json").await.map_err(run_err)?.is_some() {
+            println!("{}: this dump is complete already (finalized by a worker of the same plan)", share.name());
+            return Ok(());
+        }
+    }
     // Before anything is rewritten: a dump that stops half way must leave no manifest that
-    // describes files it has since changed (load would trust it).
-    sandbox
-        .invalidate_manifest(Caps { unit: "manifest".into(), ..base.clone() })
-        .await
-        .map_err(|e| Failure::Run(anyhow::anyhow!("removing the earlier dump's manifest failed: {e}")))?;
-    let total: u64 = plan.units.iter().map(|u| u.file_size).sum();
+    // describes files it has since changed (load would trust it). Workers of one plan do it
+    // once, before the first of them starts (so never after another one finalized).
+    let first = match &work {
+        Some(w) => w.get("started.json").await.map_err(run_err)?.is_none(),
+        None => true,
+    };
+    if first {
+        sandbox
+            .invalidate_manifest(Caps { unit: "manifest".into(), ..base.clone() })
+            .await
+            .map_err(|e| Failure::Run(anyhow::anyhow!("removing the earlier dump's manifest failed: {e}")))?;
+        if let Some(w) = &work {
+            w.create("started.json", &serde_json::json!({"pid": std::process::id()})).await.map_err(run_err)?;
+        }
+    }
+
+    // This process's units: all of them, or its share less what is recorded as done.
+    let mut done: Vec<Option<engine::SegmentReport>> = vec![None; plan.units.len()];
+    let mut todo = Vec::new();
+    for k in 0..plan.units.len() {
+        match (&work, s.share) {
+            (Some(w), Some(share)) if share.takes(k) => match w.get(&unit_record(k)).await.map_err(run_err)? {
+                Some(v) => done[k] = Some(workers::report_from(&v).ok_or_else(|| Failure::Run(anyhow::anyhow!("{} is not a segment report", unit_record(k))))?),
+                None => todo.push(k),
+            },
+            (Some(_), _) => {}
+            (None, _) => todo.push(k),
+        }
+    }
+    let total: u64 = todo.iter().map(|&k| plan.units[k].file_size).sum();
     let progress = Progress::start(total, "dump");
-    let results: Vec<_> = futures::stream::iter(plan.units.iter())
-        .map(|u| {
+    let results: Vec<_> = futures::stream::iter(todo.iter().map(|&k| (k, &plan.units[k])))
+        .map(|(k, u)| {
             let caps = Caps { unit: unit_name(u), progress: Some(progress.clone()), ..base.clone() };
             let sandbox = &sandbox;
             let opts = &opts;
+            let work = &work;
             async move {
                 let t = Instant::now();
-                let r = sandbox.dump_segment(caps, u, opts).await;
-                (t.elapsed(), r)
+                let r = sandbox.dump_segment(caps, u, opts).await.map_err(|e| e.to_string());
+                // A worker records each unit it finished, for restarts and for the finalizer.
+                let r = match (r, work) {
+                    (Ok(rep), Some(w)) => w.create(&unit_record(k), &workers::report_json(&rep)).await.map(|_| rep).map_err(|e| e.to_string()),
+                    (r, _) => r,
+                };
+                (k, t.elapsed(), r)
             }
         })
         .buffered(s.workers.get())
@@ -194,13 +249,13 @@ async fn dump_all(s: &Settings, rec: &Recorder) -> Result<(), Failure> {
     progress.finish();
 
     let source_root = grants.source.as_ref().map(|g| g.display.clone()).unwrap_or_default();
-    let target_root = grants.target.as_ref().map(|g| g.display.clone()).unwrap_or_default();
+    let target_root = target.display.clone();
     let mut failures = Vec::new();
-    let mut reports = Vec::new();
-    for (u, (took, r)) in plan.units.iter().zip(results) {
-        rec.segment(u, took, r.as_ref().map_err(|e| e.to_string()));
+    for (k, took, r) in results {
+        let u = &plan.units[k];
+        rec.segment(u, took, r.as_ref().map_err(|e| e.clone()));
         match r {
-            Ok(rep) => reports.push(rep),
+            Ok(rep) => done[k] = Some(rep),
             Err(e) => failures.push(format!("segment {} (source {source_root}, target {target_root}): {e}", unit_name(u))),
         }
     }
@@ -213,23 +268,82 @@ async fn dump_all(s: &Settings, rec: &Recorder) -> Result<(), Failure> {
         return Err(Failure::Run(anyhow::anyhow!(
             "{} of {} segment(s) failed; no manifest was written, so this dump is not complete",
             failures.len(),
-            plan.units.len()
+            todo.len()
         )));
     }
 
+    if let (Some(work), Some(share)) = (&work, s.share) {
+        // Every unit recorded (by any worker)? Then one worker writes the manifest.
+        for k in 0..plan.units.len() {
+            if done[k].is_none() {
+                if let Some(v) = work.get(&unit_record(k)).await.map_err(run_err)? {
+                    done[k] = workers::report_from(&v);
+                }
+            }
+        }
+        let missing = done.iter().filter(|d| d.is_none()).count();
+        let own = todo.len();
+        if missing > 0 || work.get("finalized.json").await.map_err(run_err)?.is_some() {
+            println!("{}: dumped {own} segment(s) of its share; {missing} segment(s) of other workers still to do", share.name());
+            rec.dump_done(started.elapsed(), None);
+            if wait_for_others {
+                work.wait_for("finalized.json", "the other workers' segments and the manifest").await.map_err(run_err)?;
+            }
+            return Ok(());
+        }
+        let Some(finalizer) = work.finalizer(s.lease_ttl).await.map_err(run_err)? else {
+            println!("{}: another worker is writing the manifest", share.name());
+            if wait_for_others {
+                work.wait_for("finalized.json", "the manifest").await.map_err(run_err)?;
+            }
+            return Ok(());
+        };
+        if work.get("finalized.json").await.map_err(run_err)?.is_some() {
+            finalizer.release().await;
+            return Ok(());
+        }
+        println!("{}: every segment is dumped; finalizing (writing the manifest)", share.name());
+        let reports: Vec<engine::SegmentReport> = done.into_iter().map(|d| d.expect("all recorded")).collect();
+        let r = finish(&sandbox, &base, &plan, &opts, &reports, rec, started, &target_root, &warnings).await;
+        if r.is_ok() {
+            work.create("finalized.json", &serde_json::json!({"by": share.worker, "pid": std::process::id()})).await.map_err(run_err)?;
+        }
+        finalizer.release().await;
+        return r;
+    }
+    let reports: Vec<engine::SegmentReport> = done.into_iter().map(|d| d.expect("every unit ran")).collect();
+    finish(&sandbox, &base, &plan, &opts, &reports, rec, started, &target_root, &warnings).await
+}
+
+fn unit_record(k: usize) -> String {
+    format!("unit-{k:06}.json")
+}
+
+/// Writes the manifest of a complete dump and prints the totals.
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    sandbox: &Sandbox,
+    base: &Caps,
+    plan: &engine::DumpPlan,
+    opts: &engine::DumpOptions,
+    reports: &[engine::SegmentReport],
+    rec: &Recorder,
+    started: Instant,
+    target: &str,
+    warnings: &Arc<std::sync::Mutex<Vec<String>>>,
+) -> Result<(), Failure> {
     let manifest_caps = Caps { unit: "manifest".into(), ..base.clone() };
     let manifest = sandbox
-        .write_manifest(manifest_caps, &plan, &opts, &reports)
+        .write_manifest(manifest_caps, plan, opts, reports)
         .await
         .map_err(|e| Failure::Run(anyhow::anyhow!("writing the manifest failed: {e}")))?;
-    rec.dump_done(started.elapsed(), Some(format!("{}/{}", grants.target.as_ref().map(|g| g.display.clone()).unwrap_or_default(), manifest.path)));
+    rec.dump_done(started.elapsed(), Some(format!("{target}/{}", manifest.path)));
 
     let secs = started.elapsed().as_secs_f64();
     let rows: u64 = reports.iter().map(|r| r.rows_out).sum();
     let deleted: u64 = reports.iter().map(|r| r.deleted).sum();
     let bytes_in: u64 = reports.iter().map(|r| r.bytes_in).sum();
     let files: usize = reports.iter().map(|r| r.files.len()).sum();
-    let target = grants.target.as_ref().map(|g| g.display.clone()).unwrap_or_default();
     let dropped: usize = reports.iter().map(|r| r.dropped_rows.len()).sum();
     let dropped = if dropped > 0 { format!(", {dropped} bad rows dropped (migration.badData)") } else { String::new() };
     println!(

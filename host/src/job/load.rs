@@ -11,6 +11,7 @@ use crate::progress::Progress;
 use crate::run_report::Recorder;
 use crate::sandbox::{Caps, Sandbox};
 use crate::settings::{IndexChoice, OnExists, Settings, StoreSetting};
+use super::workers::{self, Share, Work};
 
 /// Connects to Milvus and plans the load; nothing is imported yet.
 async fn prepare(s: &Settings, rec: &Recorder) -> Result<(Sandbox, Caps, engine::LoadPlan), Failure> {
@@ -82,7 +83,86 @@ fn rows(c: &engine::CollectionLoad) -> u64 {
 }
 
 pub async fn run(s: &Settings, verify_after: bool, rec: &Recorder) -> Result<(), Failure> {
-    super::leased(s, "load", load_all(s, verify_after, rec)).await
+    match s.share {
+        Some(share) => super::leased(s, "load", load_share(s, share, verify_after, rec)).await,
+        None => super::leased(s, "load", load_all(s, verify_after, rec)).await,
+    }
+}
+
+/// A worker's part of a load: the file groups of the segments whose index in the plan is its
+/// share (all groups of a segment go to one worker: they share a journal entry), imported
+/// without index or load; then the one worker that sees every share done runs the whole load
+/// (which imports nothing again), with index, load and verify.
+async fn load_share(s: &Settings, share: Share, verify_after: bool, rec: &Recorder) -> Result<(), Failure> {
+    let (sandbox, caps, plan) = prepare(s, rec).await?;
+    let target = crate::stores::grant(&s.target, true).await.map_err(Failure::Run)?;
+    let mut text = format!("{}|{}\n", share.workers, load_options(s).target);
+    for c in &plan.collections {
+        for g in c.partitions.iter().flat_map(|p| &p.groups) {
+            text.push_str(&format!("{}|{}\n", c.name, g.files.join(",")));
+        }
+    }
+    let work = Work::new(target.store.clone(), &target.display, "load", workers::fnv1a(&text));
+    if work.get("finalized.json").await.map_err(Failure::Run)?.is_some() {
+        println!("{}: this load is complete already (finalized by a worker of the same plan)", share.name());
+        return Ok(());
+    }
+    let (_, in_flight) = concurrency(s.loader_workers.get(), 1);
+    let mut segments: Vec<(String, String, String)> = Vec::new();
+    let mut failed = Vec::new();
+    for c in &plan.collections {
+        let mut mine = engine::CollectionLoad { index: None, load_after: false, imports_in_flight: in_flight, ..c.clone() };
+        for p in &mut mine.partitions {
+            p.groups.retain(|g| {
+                let key = (c.name.clone(), p.table_id.clone(), g.segment_id.clone());
+                let k = segments.iter().position(|x| *x == key).unwrap_or_else(|| {
+                    segments.push(key);
+                    segments.len() - 1
+                });
+                share.takes(k)
+            });
+        }
+        if mine.partitions.iter().all(|p| p.groups.is_empty()) {
+            continue;
+        }
+        let r = sandbox.load_collection(Caps { unit: c.name.clone(), ..caps.clone() }, &mine).await;
+        match r {
+            Ok(r) => println!("  {:<24} {}: imported {} group(s) ({} rows), {} already imported", c.name, share.name(), r.imported, r.rows, r.skipped),
+            Err(e) => failed.push(format!("collection {}: {e}", c.name)),
+        }
+    }
+    if !failed.is_empty() {
+        for f in &failed {
+            eprintln!("failed: {f}");
+        }
+        return Err(Failure::Run(anyhow::anyhow!("{}: {} collection(s) failed to load", share.name(), failed.len())));
+    }
+    work.create(&format!("worker-{}.json", share.worker), &serde_json::json!({"pid": std::process::id()})).await.map_err(Failure::Run)?;
+    let mut waiting = Vec::new();
+    for i in 0..share.workers {
+        if work.get(&format!("worker-{i}.json")).await.map_err(Failure::Run)?.is_none() {
+            waiting.push(i.to_string());
+        }
+    }
+    if !waiting.is_empty() {
+        println!("{}: its share is imported; worker(s) {} still running", share.name(), waiting.join(", "));
+        return Ok(());
+    }
+    let Some(finalizer) = work.finalizer(s.lease_ttl).await.map_err(Failure::Run)? else {
+        println!("{}: another worker is finalizing the load", share.name());
+        return Ok(());
+    };
+    if work.get("finalized.json").await.map_err(Failure::Run)?.is_some() {
+        finalizer.release().await;
+        return Ok(());
+    }
+    println!("{}: every share is imported; finalizing (index, load{})", share.name(), if verify_after { ", verify" } else { "" });
+    let r = load_all(s, verify_after, rec).await;
+    if r.is_ok() {
+        work.create("finalized.json", &serde_json::json!({"by": share.worker, "pid": std::process::id()})).await.map_err(Failure::Run)?;
+    }
+    finalizer.release().await;
+    r
 }
 
 async fn load_all(s: &Settings, verify_after: bool, rec: &Recorder) -> Result<(), Failure> {

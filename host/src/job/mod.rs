@@ -4,6 +4,7 @@ pub mod dump;
 pub mod export;
 pub mod load;
 pub mod plan;
+pub mod workers;
 
 use std::path::Path;
 
@@ -20,7 +21,9 @@ where
     F: std::future::Future<Output = Result<T, Failure>>,
 {
     let target = crate::stores::grant(&s.target, true).await.map_err(Failure::Run)?;
-    let lease = Lease::acquire(target.store.clone(), &target.display, command, s.lease_ttl, s.wait_for_lease).await.map_err(Failure::Run)?;
+    // Workers each hold a lease of their own: one live process per worker index.
+    let dir = s.share.map_or(crate::lease::DIR.to_string(), |w| w.lease_dir());
+    let lease = Lease::acquire(target.store.clone(), &target.display, &dir, command, s.lease_ttl, s.wait_for_lease).await.map_err(Failure::Run)?;
     let result = phase.await;
     lease.release().await;
     result
