@@ -294,6 +294,21 @@ fn a_failed_import_is_reported_and_retried_by_the_next_run() {
     assert_eq!(milvus.count_rows("c", None).unwrap(), 7);
 }
 
+/// Creates collection "c" (float, `dim`) as another client would.
+fn create_c(milvus: &FakeMilvus, dim: u32) {
+    let c = NewCollection {
+        name: "c".into(),
+        description: String::new(),
+        id_field: "id".into(),
+        vector_field: "data".into(),
+        binary: false,
+        dim,
+        shards: 0,
+        consistency: "Bounded".into(),
+    };
+    milvus.create_collection(&c).unwrap();
+}
+
 /// Rewinds every journal entry to `submitting`, as a run killed between submitting an import
 /// and recording its task id leaves it.
 fn rewind_journal(store: &MemStore) {
@@ -390,18 +405,7 @@ fn a_dump_changed_under_an_earlier_import_stops_the_load() {
 fn a_mismatched_existing_collection_stops_the_plan() {
     let store = dumped();
     let milvus = FakeMilvus { store: store.clone(), ..Default::default() };
-    milvus
-        .create_collection(&NewCollection {
-            name: "c".into(),
-            description: String::new(),
-            id_field: "id".into(),
-            vector_field: "data".into(),
-            binary: false,
-            dim: 3,
-            shards: 0,
-            consistency: "Bounded".into(),
-        })
-        .unwrap();
+    create_c(&milvus, 3);
     let err = plan_load(&store, &milvus, &opts()).unwrap_err().to_string();
     assert!(err.contains("existing collection \"c\" does not match: field \"data\" has dim 3, the 1.x collection has dim 2"), "{err}");
     assert!(err.contains("Nothing was imported"), "{err}");
@@ -762,18 +766,7 @@ fn a_collection_or_partition_created_by_another_worker_meanwhile_is_used() {
     let c = plan_load(&store, &milvus, &opts()).unwrap().collections.remove(0);
     assert!(!c.exists);
     // "Another worker" creates both after this one planned.
-    milvus
-        .create_collection(&NewCollection {
-            name: "c".into(),
-            description: String::new(),
-            id_field: "id".into(),
-            vector_field: "data".into(),
-            binary: false,
-            dim: 2,
-            shards: 0,
-            consistency: "Bounded".into(),
-        })
-        .unwrap();
+    create_c(&milvus, 2);
     milvus.create_partition("c", "a_b").unwrap();
     let racing = Tweaked { racing: true, ..Tweaked::new(&milvus) };
     let r = load_collection(&store, &racing, &MemReport::default(), &c).unwrap();

@@ -73,9 +73,11 @@ impl Holder {
 /// A held lease; `release` ends it (a run that dies leaves it to expire).
 pub struct Lease {
     store: Arc<dyn ObjectStore>,
+    dir: String,
     path: Path,
     holder: Holder,
     heartbeat: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::oneshot::Sender<()>,
 }
 
 fn gen_path(dir: &str, n: u64) -> Path {
@@ -144,8 +146,9 @@ impl Lease {
             let path = gen_path(dir, next);
             match put(store.as_ref(), &path, &holder, PutMode::Create).await {
                 Ok(()) => {
-                    let heartbeat = tokio::spawn(beat(store.clone(), path.clone(), holder.clone(), ttl));
-                    return Ok(Lease { store, path, holder, heartbeat });
+                    let (stop, stopped) = tokio::sync::oneshot::channel();
+                    let heartbeat = tokio::spawn(beat(store.clone(), path.clone(), holder.clone(), ttl, stopped));
+                    return Ok(Lease { store, dir: dir.into(), path, holder, heartbeat, stop });
                 }
                 // Another run created this generation first: look again.
                 Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => continue,
@@ -154,21 +157,35 @@ impl Lease {
         }
     }
 
-    /// Marks the lease released (the next run takes it at once).
+    /// Ends the lease: marks it released (a run that looks now takes it at once), then removes
+    /// this generation and the superseded ones, so a finished run leaves nothing behind.
     pub async fn release(self) {
-        self.heartbeat.abort();
+        // Stop the heartbeat and wait for it, so that no refresh lands after the removal.
+        let _ = self.stop.send(());
+        let _ = self.heartbeat.await;
         let holder = Holder { released: true, heartbeat: unix_now(), ..self.holder };
         if let Err(e) = put(self.store.as_ref(), &self.path, &holder, PutMode::Overwrite).await {
-            tracing::warn!("releasing the lease {}: {e} (it expires by itself)", self.path);
+            // A full disk, say: removing it below still ends the lease.
+            tracing::debug!("marking the lease {} released: {e}", self.path);
+        }
+        let own = self.path.filename().and_then(|f| f.strip_prefix("gen-")?.strip_suffix(".json")?.parse::<u64>().ok()).unwrap_or(0);
+        for n in (1..=own).rev() {
+            match self.store.delete(&gen_path(&self.dir, n)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => tracing::warn!("removing lease generation {n} ({e}); it expires by itself"),
+            }
         }
     }
 }
 
-/// Refreshes the holder's heartbeat three times per `ttl`.
-async fn beat(store: Arc<dyn ObjectStore>, path: Path, mut holder: Holder, ttl: Duration) {
+/// Refreshes the holder's heartbeat three times per `ttl`, until told to stop.
+async fn beat(store: Arc<dyn ObjectStore>, path: Path, mut holder: Holder, ttl: Duration, mut stop: tokio::sync::oneshot::Receiver<()>) {
     let every = (ttl / 3).max(Duration::from_secs(1));
     loop {
-        tokio::time::sleep(every).await;
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(every) => {}
+        }
         holder.heartbeat = unix_now();
         if let Err(e) = put(store.as_ref(), &path, &holder, PutMode::Overwrite).await {
             tracing::warn!("lease heartbeat {path}: {e}");
@@ -239,8 +256,9 @@ mod tests {
         let e = Lease::acquire(s.clone(), "out", DIR, "load", ttl, false).await.err().unwrap().to_string();
         assert!(e.contains("is in use by run") && e.contains(&format!("pid {}", std::process::id())) && e.contains("--wait"), "{e}");
         first.release().await;
+        assert!(!dir.path().join("_lease/gen-00000000000000000001.json").exists(), "a released lease leaves nothing");
         let second = Lease::acquire(s.clone(), "out", DIR, "dump", ttl, false).await.unwrap();
-        assert_eq!(second.path, gen_path(DIR, 2));
+        assert_eq!(second.path, gen_path(DIR, 1));
         second.heartbeat.abort();
         // A holder whose process is gone (this host), and one silent for longer than the ttl.
         let dead = Holder { pid: i32::MAX as u32 - 7, ..Holder::new("load") };
@@ -250,6 +268,10 @@ mod tests {
         third.heartbeat.abort();
         let silent = Holder { host: "elsewhere".into(), heartbeat: unix_now() - 120, ..Holder::new("load") };
         put(s.as_ref(), &gen_path(DIR, 5), &silent, PutMode::Create).await.unwrap();
-        assert_eq!(Lease::acquire(s.clone(), "out", DIR, "load", ttl, false).await.unwrap().path, gen_path(DIR, 6));
+        let sixth = Lease::acquire(s.clone(), "out", DIR, "load", ttl, false).await.unwrap();
+        assert_eq!(sixth.path, gen_path(DIR, 6));
+        // Releasing the newest removes the superseded generations too.
+        sixth.release().await;
+        assert_eq!(std::fs::read_dir(dir.path().join("_lease")).unwrap().count(), 0);
     }
 }
