@@ -157,27 +157,51 @@ enum Chunk {
 /// Chunks queued per writer before `write` waits.
 const WRITE_QUEUE: usize = 4;
 
-/// Checksums and uploads chunks in order; aborts the upload unless told to finish.
-async fn upload_chunks(mut upload: WriteMultipart, mut rx: mpsc::Receiver<Chunk>) -> object_store::Result<(u64, u32)> {
+/// Checksums and uploads chunks in order; aborts the upload unless told to finish. A file that
+/// ends within the first part is written with one plain PUT (no multipart upload for journal
+/// entries, manifests and other small files: fewer requests, and no upload state on the server).
+async fn upload_chunks(store: Arc<dyn ObjectStore>, path: Path, mut rx: mpsc::Receiver<Chunk>) -> object_store::Result<(u64, u32)> {
     let (mut bytes, mut crc) = (0u64, 0u32);
+    let mut first: Vec<Bytes> = Vec::new();
+    let mut first_len = 0usize;
+    let mut upload: Option<WriteMultipart> = None;
     while let Some(chunk) = rx.recv().await {
         match chunk {
             Chunk::Data(b) => {
                 crc = crc32c::crc32c_append(crc, &b);
                 bytes += b.len() as u64;
-                if let Err(e) = upload.wait_for_capacity(WRITE_PARALLEL).await {
-                    let _ = upload.abort().await;
+                if upload.is_none() {
+                    first_len += b.len();
+                    first.push(b);
+                    if first_len < WRITE_PART {
+                        continue;
+                    }
+                    let mut u = WriteMultipart::new_with_chunk_size(store.put_multipart(&path).await?, WRITE_PART);
+                    for b in first.drain(..) {
+                        u.put(b);
+                    }
+                    upload = Some(u);
+                    continue;
+                }
+                let u = upload.as_mut().expect("started above");
+                if let Err(e) = u.wait_for_capacity(WRITE_PARALLEL).await {
+                    let _ = upload.take().expect("started").abort().await;
                     return Err(e);
                 }
-                upload.put(b);
+                u.put(b);
             }
             Chunk::Finish => {
-                upload.finish().await?;
+                match upload {
+                    Some(u) => u.finish().await?,
+                    None => store.put(&path, first.into_iter().collect::<object_store::PutPayload>()).await?,
+                };
                 return Ok((bytes, crc));
             }
         }
     }
-    upload.abort().await?;
+    if let Some(u) = upload {
+        u.abort().await?;
+    }
     Err(object_store::Error::Generic { store: "writer", source: "dropped before finish; upload aborted".into() })
 }
 
@@ -271,10 +295,8 @@ impl blob_store::Host for BlobStoreState {
     async fn create(&mut self, role: blob_store::Role, path: String) -> Result<Resource<BlobWriter>, HostError> {
         let p = checked_path(&path)?;
         let store = self.grant(role)?.store.clone();
-        let upload = store.put_multipart(&p).await.map_err(|e| store_error(role, &path, e))?;
-        let upload = WriteMultipart::new_with_chunk_size(upload, WRITE_PART);
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-        let task = tokio::spawn(upload_chunks(upload, rx));
+        let task = tokio::spawn(upload_chunks(store, p, rx));
         Ok(self.table.push(BlobWriter { tx: Some(tx), task: Some(task), path })?)
     }
 
