@@ -1,0 +1,92 @@
+//! Unit tests of `settings.rs`: the guide's keys, ours, and the errors that name them.
+
+use super::*;
+
+fn load(yaml: &str) -> Result<Settings, SettingsError> {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("migration.yaml");
+    std::fs::write(&p, yaml).unwrap();
+    Settings::load(&p, vec![], Needs { meta: true, milvus: true })
+}
+
+const GUIDE: &str = r#"
+dumper:
+  worker:
+limit: 2
+workMode: milvus1x
+reader:
+  bufferSize: 1024
+writer:
+  bufferSize: 1024
+loader:
+  worker:
+limit: 16
+meta:
+  mode: local
+  localFile: /outputDir/test/meta.json
+source:
+  mode: local
+  local:
+tablesDir: /db/tables/
+target:
+  mode: local
+  local:
+outputDir: /out
+  remote:
+outputDir: "migration/test/xx"
+ak: xxxx
+sk: xxxx
+cloud: aws
+region: us-west-2
+bucket: xxxxx
+useIAM: true
+checkBucket: false
+  milvus2x:
+endpoint: "localhost:19530"
+username: xxxx
+password: s3cr3t-pw
+"#;
+
+#[test]
+fn the_guides_file_parses() {
+    let s = load(GUIDE).unwrap();
+    assert_eq!(s.meta, Some(MetaSetting::Json("/outputDir/test/meta.json".into())));
+    let m = s.milvus.unwrap();
+    assert_eq!((m.endpoint.as_str(), m.database.as_str(), m.password.as_deref()), ("localhost:19530", "default", Some("s3cr3t-pw")));
+    assert!(!format!("{m:?}").contains("s3cr3t"), "password in Debug output");
+    assert_eq!(s.source, StoreSetting::Local("/db/tables/".into()));
+    assert_eq!(s.target, StoreSetting::Local("/out".into()));
+    assert_eq!(s.workers.get(), 2);
+    assert_eq!(s.read_chunk, 1 << 20);
+    assert_eq!(s.vector_field, "data");
+}
+
+#[test]
+fn the_guides_bucket_target_and_mysql_meta() {
+    let yaml = GUIDE
+        .replace("  mode: local\n  local:\n    outputDir: /out", "  mode: remote")
+        .replace("  mode: local\n  localFile: /outputDir/test/meta.json", "  mode: mysql\n  mysqlUrl: root:pw@tcp(db:3306)/milvus?charset=utf8mb4");
+    let s = load(&yaml).unwrap();
+    let StoreSetting::Remote(r) = &s.target else { panic!("{:?}", s.target) };
+    assert_eq!((r.bucket.as_str(), r.prefix.as_str(), r.cloud), ("xxxxx", "migration/test/xx", Cloud::Aws));
+    assert!(r.use_iam && !r.check_bucket);
+    assert!(matches!(&s.meta, Some(MetaSetting::Mysql(u)) if u.starts_with("root:pw@")));
+    let shown = format!("{:?} {:?}", s.meta, s.target);
+    assert!(!shown.contains("pw@") && !shown.contains("secret"), "{shown}");
+}
+
+#[test]
+fn unknown_key_is_reported_with_its_line() {
+    let e = load(&GUIDE.replace("    workMode: milvus1x", "    workMod: milvus1x")).unwrap_err().to_string();
+    assert!(e.contains("workMod") && e.contains("line 5"), "{e}");
+}
+
+#[test]
+fn all_problems_at_once() {
+    let e = load("meta:\n  mode: sqlite\ntarget:\n  mode: remote\ndumper:\n  worker:\n    limit: 0\n").unwrap_err().to_string();
+    assert!(e.contains("meta.sqliteFile"), "{e}");
+    assert!(e.contains("target.remote.bucket is required"), "{e}");
+    assert!(e.contains("target.remote.ak and .sk are required unless useIAM"), "{e}");
+    assert!(e.contains("dumper.worker.limit"), "{e}");
+    assert!(e.contains("source.local.tablesDir"), "{e}");
+}
