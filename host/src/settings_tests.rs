@@ -12,39 +12,39 @@ fn load(yaml: &str) -> Result<Settings, SettingsError> {
 const GUIDE: &str = r#"
 dumper:
   worker:
-limit: 2
-workMode: milvus1x
-reader:
-  bufferSize: 1024
-writer:
-  bufferSize: 1024
+    limit: 2
+    workMode: milvus1x
+    reader:
+      bufferSize: 1024
+    writer:
+      bufferSize: 1024
 loader:
   worker:
-limit: 16
+    limit: 16
 meta:
   mode: local
   localFile: /outputDir/test/meta.json
 source:
   mode: local
   local:
-tablesDir: /db/tables/
+    tablesDir: /db/tables/
 target:
   mode: local
   local:
-outputDir: /out
+    outputDir: /out
   remote:
-outputDir: "migration/test/xx"
-ak: xxxx
-sk: xxxx
-cloud: aws
-region: us-west-2
-bucket: xxxxx
-useIAM: true
-checkBucket: false
+    outputDir: "migration/test/xx"
+    ak: xxxx
+    sk: xxxx
+    cloud: aws
+    region: us-west-2
+    bucket: xxxxx
+    useIAM: true
+    checkBucket: false
   milvus2x:
-endpoint: "localhost:19530"
-username: xxxx
-password: s3cr3t-pw
+    endpoint: "localhost:19530"
+    username: xxxx
+    password: s3cr3t-pw
 "#;
 
 #[test]
