@@ -169,17 +169,22 @@ pub fn verify_collection(store: &impl Store, milvus: &impl Milvus, report: &impl
                 ));
             }
         }
-        let mut sampled_deleted = std::collections::BTreeSet::new();
+        // The groups of a split segment follow each other: each segment is opened once, and its
+        // deleted rows are sampled with its first group.
+        let mut opened: Option<(&str, SegmentSource<_>)> = None;
         for g in &p.groups {
-            let what = format!("collection {:?} partition {:?}", c.name, p.name);
-            let expect = Expect { meta_rows: g.meta_rows, strict: false };
-            let src = open_segment(store, report, &p.table_id, &g.segment_id, c.vector, c.dim, &what, expect)?;
+            let first_group = opened.as_ref().is_none_or(|(id, _)| *id != g.segment_id);
+            if first_group {
+                let what = format!("collection {:?} partition {:?}", c.name, p.name);
+                let expect = Expect { meta_rows: g.meta_rows, strict: false };
+                opened = Some((&g.segment_id, open_segment(store, report, &p.table_id, &g.segment_id, c.vector, c.dim, &what, expect)?));
+            }
+            let src = &opened.as_ref().expect("opened above").1;
             // Samples in every file group: a split segment is checked part by part.
-            let positions: Vec<u64> = spread(g.rows, LIVE_SAMPLES, |_| true).into_iter().map(|k| g.first_row + k).collect();
-            let mut sorted = positions.clone();
-            sorted.sort_unstable();
-            let live = dumped_rows(&src, &g.dropped_rows, &sorted);
-            let dead: Vec<u64> = if sampled_deleted.insert(g.segment_id.clone()) { src.deleted.iter().take(DELETED_SAMPLES).collect() } else { vec![] };
+            let mut wanted: Vec<u64> = spread(g.rows, LIVE_SAMPLES, |_| true).into_iter().map(|k| g.first_row + k).collect();
+            wanted.sort_unstable();
+            let live = dumped_rows(src, &g.dropped_rows, &wanted);
+            let dead: Vec<u64> = if first_group { src.deleted.iter().take(DELETED_SAMPLES).collect() } else { vec![] };
             let mut rows = Vec::new();
             for &r in live.iter().chain(&dead) {
                 rows.push((r, src.row(r)?));

@@ -74,7 +74,8 @@ impl Holder {
 pub struct Lease {
     store: Arc<dyn ObjectStore>,
     dir: String,
-    path: Path,
+    /// This lease's generation.
+    generation: u64,
     holder: Holder,
     heartbeat: tokio::task::JoinHandle<()>,
     stop: tokio::sync::oneshot::Sender<()>,
@@ -82,6 +83,18 @@ pub struct Lease {
 
 fn gen_path(dir: &str, n: u64) -> Path {
     Path::from(format!("{dir}/gen-{n:020}.json"))
+}
+
+/// The generation a lease file name holds (the inverse of `gen_path`).
+fn generation_of(path: &Path) -> Option<u64> {
+    path.filename()?.strip_prefix("gen-")?.strip_suffix(".json")?.parse().ok()
+}
+
+/// What one attempt at a lease found.
+pub enum Attempt {
+    Taken(Lease),
+    /// A live run holds generation `.0`.
+    Held(u64, Holder),
 }
 
 /// The newest generation and its holder.
@@ -92,11 +105,7 @@ async fn newest(store: &dyn ObjectStore, dir: &str) -> anyhow::Result<Option<(u6
         object_store::Error::NotFound { .. } => Ok(vec![]),
         e => Err(e),
     })?;
-    let Some(n) = listed
-        .iter()
-        .filter_map(|m| m.location.filename()?.strip_prefix("gen-")?.strip_suffix(".json")?.parse::<u64>().ok())
-        .max()
-    else {
+    let Some(n) = listed.iter().filter_map(|m| generation_of(&m.location)).max() else {
         return Ok(None);
     };
     let bytes = store.get(&gen_path(dir, n)).await?.bytes().await?;
@@ -116,6 +125,30 @@ impl Lease {
     pub async fn acquire(store: Arc<dyn ObjectStore>, place: &str, dir: &str, command: &str, ttl: Duration, wait: bool) -> anyhow::Result<Lease> {
         let mut waited = false;
         loop {
+            match Lease::try_acquire(store.clone(), place, dir, command, ttl).await? {
+                Attempt::Taken(lease) => return Ok(lease),
+                Attempt::Held(_, h) if wait => {
+                    if !waited {
+                        println!("waiting for {} to finish with the dump at {place} (--wait)", h.describe());
+                        waited = true;
+                    }
+                    tokio::time::sleep(WAIT_POLL).await;
+                }
+                Attempt::Held(n, h) => bail!(
+                    "the dump at {place} is in use by {}. Wait for it to finish, or run again with --wait. If that run is gone, \
+                     its lease ({dir}/gen-{n:020}.json) is taken over once its process is gone (same host) or after \
+                     migration.leaseSeconds ({} s) without a heartbeat",
+                    h.describe(),
+                    ttl.as_secs()
+                ),
+            }
+        }
+    }
+
+    /// Takes the lease unless a live run holds it (then says who): a released or gone holder is
+    /// taken over by creating the next generation.
+    pub async fn try_acquire(store: Arc<dyn ObjectStore>, place: &str, dir: &str, command: &str, ttl: Duration) -> anyhow::Result<Attempt> {
+        loop {
             let next = match newest(store.as_ref(), dir).await.map_err(|e| anyhow!("reading the lease of the dump at {place}: {e}"))? {
                 None => 1,
                 Some((n, h)) => match h.gone(ttl) {
@@ -125,21 +158,7 @@ impl Lease {
                         }
                         n + 1
                     }
-                    None if wait => {
-                        if !waited {
-                            println!("waiting for {} to finish with the dump at {place} (--wait)", h.describe());
-                            waited = true;
-                        }
-                        tokio::time::sleep(WAIT_POLL).await;
-                        continue;
-                    }
-                    None => bail!(
-                        "the dump at {place} is in use by {}. Wait for it to finish, or run again with --wait. If that run is gone, \
-                         its lease ({dir}/gen-{n:020}.json) is taken over once its process is gone (same host) or after \
-                         migration.leaseSeconds ({} s) without a heartbeat",
-                        h.describe(),
-                        ttl.as_secs()
-                    ),
+                    None => return Ok(Attempt::Held(n, h)),
                 },
             };
             let holder = Holder::new(command);
@@ -147,8 +166,8 @@ impl Lease {
             match put(store.as_ref(), &path, &holder, PutMode::Create).await {
                 Ok(()) => {
                     let (stop, stopped) = tokio::sync::oneshot::channel();
-                    let heartbeat = tokio::spawn(beat(store.clone(), path.clone(), holder.clone(), ttl, stopped));
-                    return Ok(Lease { store, dir: dir.into(), path, holder, heartbeat, stop });
+                    let heartbeat = tokio::spawn(beat(store.clone(), path, holder.clone(), ttl, stopped));
+                    return Ok(Attempt::Taken(Lease { store, dir: dir.into(), generation: next, holder, heartbeat, stop }));
                 }
                 // Another run created this generation first: look again.
                 Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => continue,
@@ -164,12 +183,12 @@ impl Lease {
         let _ = self.stop.send(());
         let _ = self.heartbeat.await;
         let holder = Holder { released: true, heartbeat: unix_now(), ..self.holder };
-        if let Err(e) = put(self.store.as_ref(), &self.path, &holder, PutMode::Overwrite).await {
+        let path = gen_path(&self.dir, self.generation);
+        if let Err(e) = put(self.store.as_ref(), &path, &holder, PutMode::Overwrite).await {
             // A full disk, say: removing it below still ends the lease.
-            tracing::debug!("marking the lease {} released: {e}", self.path);
+            tracing::debug!("marking the lease {path} released: {e}");
         }
-        let own = self.path.filename().and_then(|f| f.strip_prefix("gen-")?.strip_suffix(".json")?.parse::<u64>().ok()).unwrap_or(0);
-        for n in (1..=own).rev() {
+        for n in (1..=self.generation).rev() {
             match self.store.delete(&gen_path(&self.dir, n)).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => tracing::warn!("removing lease generation {n} ({e}); it expires by itself"),
@@ -258,18 +277,18 @@ mod tests {
         first.release().await;
         assert!(!dir.path().join("_lease/gen-00000000000000000001.json").exists(), "a released lease leaves nothing");
         let second = Lease::acquire(s.clone(), "out", DIR, "dump", ttl, false).await.unwrap();
-        assert_eq!(second.path, gen_path(DIR, 1));
+        assert_eq!(second.generation, 1);
         second.heartbeat.abort();
         // A holder whose process is gone (this host), and one silent for longer than the ttl.
         let dead = Holder { pid: i32::MAX as u32 - 7, ..Holder::new("load") };
         put(s.as_ref(), &gen_path(DIR, 3), &dead, PutMode::Create).await.unwrap();
         let third = Lease::acquire(s.clone(), "out", DIR, "load", ttl, false).await.unwrap();
-        assert_eq!(third.path, gen_path(DIR, 4));
+        assert_eq!(third.generation, 4);
         third.heartbeat.abort();
         let silent = Holder { host: "elsewhere".into(), heartbeat: unix_now() - 120, ..Holder::new("load") };
         put(s.as_ref(), &gen_path(DIR, 5), &silent, PutMode::Create).await.unwrap();
         let sixth = Lease::acquire(s.clone(), "out", DIR, "load", ttl, false).await.unwrap();
-        assert_eq!(sixth.path, gen_path(DIR, 6));
+        assert_eq!(sixth.generation, 6);
         // Releasing the newest removes the superseded generations too.
         sixth.release().await;
         assert_eq!(std::fs::read_dir(dir.path().join("_lease")).unwrap().count(), 0);

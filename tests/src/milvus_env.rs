@@ -58,6 +58,18 @@ pub fn cmd(env: &Env, args: &[&str]) -> Output {
     run(&env.dir, &all)
 }
 
+/// Starts the binary on the test's config without waiting, output captured; `crash_at` sets the
+/// crash hook (`MILVUS_MIGRATION_CRASH_AT`, e.g. `import-polled:1`).
+pub fn spawn(env: &Env, args: &[&str], crash_at: Option<&str>) -> std::process::Child {
+    let mut c = Command::new(crate::tool::binary());
+    c.current_dir(&env.dir).args(args).arg(format!("--config={}", s(&env.config)));
+    c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    if let Some(p) = crash_at {
+        c.env("MILVUS_MIGRATION_CRASH_AT", p);
+    }
+    c.spawn().unwrap()
+}
+
 /// pymilvus' view: counts per partition and a few vectors by id, deleted ids absent.
 pub fn pymilvus_check(env: &Env, collection: &str, partition_names: &[(&str, &str)]) {
     pymilvus_check_with(env, collection, partition_names, serde_json::json!({}));

@@ -6,8 +6,8 @@
 
 use std::process::Command;
 
-use mm_tests::milvus_env::{cmd, endpoint, pymilvus_check, pymilvus_check_with, s, setup, unique, Env};
-use mm_tests::tool::{binary, python, text};
+use mm_tests::milvus_env::{cmd, endpoint, pymilvus_check, pymilvus_check_with, s, setup, spawn, unique, Env};
+use mm_tests::tool::{python, text};
 use mm_tests::{CollectionSpec, SegmentSpec, Spec};
 
 fn one_collection(name: &str, dim: u32, segments: Vec<SegmentSpec>) -> Spec {
@@ -195,12 +195,7 @@ async fn a_comma_in_the_output_dir_does_not_defeat_the_recovery() {
     let yaml = std::fs::read_to_string(&env.config).unwrap().replace(&format!("outputDir: {}", s(&env.dir.join("out"))), &format!("outputDir: {}", s(&out_dir)));
     std::fs::write(&env.config, yaml).unwrap();
     ok(&cmd(&env, &["dump"]));
-    let o = Command::new(binary())
-        .current_dir(&env.dir)
-        .args(["load", &format!("--config={}", s(&env.config))])
-        .env("MILVUS_MIGRATION_CRASH_AT", "import-submitted:1")
-        .output()
-        .unwrap();
+    let o = spawn(&env, &["load"], Some("import-submitted:1")).wait_with_output().unwrap();
     assert!(!o.status.success(), "the crash hook killed it: {}", text(&o));
     let out = ok(&cmd(&env, &["load"]));
     assert!(out.contains("imported 1 group(s) (119 rows)"), "{out}");

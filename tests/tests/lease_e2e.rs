@@ -2,10 +2,10 @@
 //! together on one dump import it once and the loser names the holder; `--wait` waits and then
 //! imports nothing; a holder killed with SIGKILL is taken over and every row lands once.
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 
-use mm_tests::milvus_env::{cmd, pymilvus_check_with, s, setup, unique, Env};
-use mm_tests::tool::{binary, text};
+use mm_tests::milvus_env::{cmd, pymilvus_check_with, setup, spawn, unique, Env};
+use mm_tests::tool::text;
 use mm_tests::{CollectionSpec, PartitionSpec, SegmentSpec, Spec};
 
 fn spec(name: &str) -> Spec {
@@ -25,17 +25,6 @@ fn spec(name: &str) -> Spec {
     }
 }
 
-fn spawn(env: &Env, args: &[&str]) -> Child {
-    Command::new(binary())
-        .current_dir(&env.dir)
-        .args(args)
-        .arg(format!("--config={}", s(&env.config)))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 fn exactly_once(env: &Env, name: &str) {
     let ids: Vec<i64> = env.expected.collections[0].partitions.iter().flat_map(|p| &p.segments).flat_map(|s| s.ids.clone()).collect();
     pymilvus_check_with(env, name, &[("p", "p")], serde_json::json!({"exact_ids": ids}));
@@ -51,7 +40,7 @@ async fn two_loads_at_once_import_once_and_the_loser_names_the_holder() {
     let env = setup(&spec(&name), "").await;
     assert!(cmd(&env, &["dump"]).status.success());
 
-    let (a, b) = (spawn(&env, &["load"]), spawn(&env, &["load"]));
+    let (a, b) = (spawn(&env, &["load"], None), spawn(&env, &["load"], None));
     let (pa, pb) = (a.id(), b.id());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     let (winner, loser, winner_pid) = match (a.status.success(), b.status.success()) {
@@ -66,7 +55,7 @@ async fn two_loads_at_once_import_once_and_the_loser_names_the_holder() {
     exactly_once(&env, &name);
 
     // --wait: the second run waits for the first, then finds everything imported.
-    let first = spawn(&env, &["load"]);
+    let first = spawn(&env, &["load"], None);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let second = cmd(&env, &["load", "--wait"]);
     let first = first.wait_with_output().unwrap();
@@ -82,12 +71,7 @@ async fn a_holder_killed_with_sigkill_is_taken_over_and_every_row_lands_once() {
     let env = setup(&spec(&name), "").await;
     assert!(cmd(&env, &["dump"]).status.success());
     // Killed (SIGKILL, by the crash hook) while waiting on its first import, lease held.
-    let o = Command::new(binary())
-        .current_dir(&env.dir)
-        .args(["load", &format!("--config={}", s(&env.config))])
-        .env("MILVUS_MIGRATION_CRASH_AT", "import-polled:1")
-        .output()
-        .unwrap();
+    let o = spawn(&env, &["load"], Some("import-polled:1")).wait_with_output().unwrap();
     assert!(!o.status.success(), "{}", text(&o));
     assert!(env.dir.join("out/_lease").read_dir().unwrap().count() >= 1);
     let o = cmd(&env, &["load"]);

@@ -290,16 +290,6 @@ async fn worker_env(name: &str) -> mm_tests::milvus_env::Env {
     mm_tests::milvus_env::Env { _dir: tmp, dir, config, expected: g.expected }
 }
 
-fn spawn_worker(env: &mm_tests::milvus_env::Env, args: &[&str], crash_at: Option<&str>) -> std::process::Child {
-    let mut c = std::process::Command::new(mm_tests::tool::binary());
-    c.current_dir(&env.dir).args(args).arg(format!("--config={}", s(&env.config)));
-    c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-    if let Some(p) = crash_at {
-        c.env("MILVUS_MIGRATION_CRASH_AT", p);
-    }
-    c.spawn().unwrap()
-}
-
 /// Every live row of both collections once, with vectors (pymilvus, entity counts included).
 fn every_row_once(env: &mm_tests::milvus_env::Env, name: &str) {
     for (c, parts) in [(name.to_string(), vec![("east/1", "east_1")]), (format!("{name}_bin"), vec![])] {
@@ -322,7 +312,7 @@ async fn remote_three_workers_on_one_plan_land_every_row_once_with_one_finalize(
     require_minio_milvus();
     let name = unique("w3");
     let env = worker_env(&name).await;
-    let children = (0..3).map(|i| spawn_worker(&env, &["migrate", "--workers=3", &format!("--worker={i}")], None)).collect();
+    let children = (0..3).map(|i| mm_tests::milvus_env::spawn(&env, &["migrate", "--workers=3", &format!("--worker={i}")], None)).collect();
     let outs = outputs(children);
     for o in &outs {
         assert!(o.status.success(), "{}", text(o));
@@ -340,10 +330,10 @@ async fn remote_two_processes_with_one_worker_index_and_a_killed_worker_import_e
     let env = worker_env(&name).await;
     // Worker 0 is killed (SIGKILL) while waiting on an import; worker 1 runs twice at once
     // (a replaced pod still running): the second waits for the first's lease.
-    let killed = spawn_worker(&env, &["migrate", "--workers=2", "--worker=0"], Some("import-polled:1"));
+    let killed = mm_tests::milvus_env::spawn(&env, &["migrate", "--workers=2", "--worker=0"], Some("import-polled:1"));
     let twins = vec![
-        spawn_worker(&env, &["migrate", "--workers=2", "--worker=1", "--wait"], None),
-        spawn_worker(&env, &["migrate", "--workers=2", "--worker=1", "--wait"], None),
+        mm_tests::milvus_env::spawn(&env, &["migrate", "--workers=2", "--worker=1", "--wait"], None),
+        mm_tests::milvus_env::spawn(&env, &["migrate", "--workers=2", "--worker=1", "--wait"], None),
     ];
     let k = killed.wait_with_output().unwrap();
     assert!(!k.status.success(), "the crash hook killed worker 0: {}", text(&k));
@@ -352,7 +342,7 @@ async fn remote_two_processes_with_one_worker_index_and_a_killed_worker_import_e
         assert!(o.status.success(), "{}", text(o));
     }
     // Worker 0 again: it takes over its own lease and finishes its part; someone finalizes.
-    let again = spawn_worker(&env, &["migrate", "--workers=2", "--worker=0"], None).wait_with_output().unwrap();
+    let again = mm_tests::milvus_env::spawn(&env, &["migrate", "--workers=2", "--worker=0"], None).wait_with_output().unwrap();
     assert!(again.status.success(), "{}", text(&again));
     assert!(String::from_utf8_lossy(&again.stderr).contains("taking over the lease"), "{}", text(&again));
     let all: Vec<Output> = outs.into_iter().chain([again]).collect();

@@ -9,7 +9,7 @@ use crate::bindings::engine;
 use crate::caps::blob_store::Grants;
 use crate::caps::meta_db::{MetaSource, MySqlSource, SqliteSource};
 use crate::stores;
-use super::workers::{self, Work};
+use super::workers::{self, Finalized, Work, FINALIZED};
 use crate::exit::Failure;
 use crate::progress::Progress;
 use crate::run_report::Recorder;
@@ -189,7 +189,7 @@ async fn dump_all(s: &Settings, rec: &Recorder, wait_for_others: bool) -> Result
     let work = s.share.map(|_| Work::new(target.store.clone(), &target.display, "dump", plan_hash(&plan, &opts)));
     let run_err = |e: anyhow::Error| Failure::Run(e);
     if let (Some(work), Some(share)) = (&work, s.share) {
-        if work.get("finalized.json").await.map_err(run_err)?.is_some() {
+        if work.finalized().await? {
             println!("{}: this dump is complete already (finalized by a worker of the same plan)", share.name());
             return Ok(());
         }
@@ -283,33 +283,24 @@ async fn dump_all(s: &Settings, rec: &Recorder, wait_for_others: bool) -> Result
         }
         let missing = done.iter().filter(|d| d.is_none()).count();
         let own = todo.len();
-        if missing > 0 || work.get("finalized.json").await.map_err(run_err)?.is_some() {
+        if missing > 0 || work.finalized().await? {
             println!("{}: dumped {own} segment(s) of its share; {missing} segment(s) of other workers still to do", share.name());
             rec.dump_done(started.elapsed(), None);
             if wait_for_others {
-                work.wait_for("finalized.json", "the other workers' segments and the manifest").await.map_err(run_err)?;
+                work.wait_for(FINALIZED, "the other workers' segments and the manifest").await.map_err(run_err)?;
             }
             return Ok(());
         }
-        let Some(finalizer) = work.finalizer(s.lease_ttl).await.map_err(run_err)? else {
+        let reports: Vec<engine::SegmentReport> = done.into_iter().map(|d| d.expect("all recorded")).collect();
+        let announce = "every segment is dumped; finalizing (writing the manifest)";
+        let job = finish(&sandbox, &base, &plan, &opts, &reports, rec, started, &target_root, &warnings);
+        if work.finalize(s.lease_ttl, share, announce, job).await? == Finalized::ByAnother {
             println!("{}: another worker is writing the manifest", share.name());
             if wait_for_others {
-                work.wait_for("finalized.json", "the manifest").await.map_err(run_err)?;
+                work.wait_for(FINALIZED, "the manifest").await.map_err(run_err)?;
             }
-            return Ok(());
-        };
-        if work.get("finalized.json").await.map_err(run_err)?.is_some() {
-            finalizer.release().await;
-            return Ok(());
         }
-        println!("{}: every segment is dumped; finalizing (writing the manifest)", share.name());
-        let reports: Vec<engine::SegmentReport> = done.into_iter().map(|d| d.expect("all recorded")).collect();
-        let r = finish(&sandbox, &base, &plan, &opts, &reports, rec, started, &target_root, &warnings).await;
-        if r.is_ok() {
-            work.create("finalized.json", &serde_json::json!({"by": share.worker, "pid": std::process::id()})).await.map_err(run_err)?;
-        }
-        finalizer.release().await;
-        return r;
+        return Ok(());
     }
     let reports: Vec<engine::SegmentReport> = done.into_iter().map(|d| d.expect("every unit ran")).collect();
     finish(&sandbox, &base, &plan, &opts, &reports, rec, started, &target_root, &warnings).await

@@ -11,7 +11,7 @@ use crate::progress::Progress;
 use crate::run_report::Recorder;
 use crate::sandbox::{Caps, Sandbox};
 use crate::settings::{IndexChoice, OnExists, Settings, StoreSetting};
-use super::workers::{self, Share, Work};
+use super::workers::{self, Finalized, Share, Work};
 
 /// Connects to Milvus and plans the load; nothing is imported yet.
 async fn prepare(s: &Settings, rec: &Recorder) -> Result<(Sandbox, Caps, engine::LoadPlan), Failure> {
@@ -95,7 +95,7 @@ pub async fn run(s: &Settings, verify_after: bool, rec: &Recorder) -> Result<(),
 /// (which imports nothing again), with index, load and verify.
 async fn load_share(s: &Settings, share: Share, verify_after: bool, rec: &Recorder) -> Result<(), Failure> {
     let (sandbox, caps, plan) = prepare(s, rec).await?;
-    let target = crate::stores::grant(&s.target, true).await.map_err(Failure::Run)?;
+    let target = caps.grants.target.clone().expect("load grants a target");
     let mut text = format!("{}|{}\n", share.workers, load_options(s).target);
     for c in &plan.collections {
         for g in c.partitions.iter().flat_map(|p| &p.groups) {
@@ -103,22 +103,20 @@ async fn load_share(s: &Settings, share: Share, verify_after: bool, rec: &Record
         }
     }
     let work = Work::new(target.store.clone(), &target.display, "load", workers::fnv1a(&text));
-    if work.get("finalized.json").await.map_err(Failure::Run)?.is_some() {
+    if work.finalized().await? {
         println!("{}: this load is complete already (finalized by a worker of the same plan)", share.name());
         return Ok(());
     }
     let (_, in_flight) = concurrency(s.loader_workers.get(), 1);
-    let mut segments: Vec<(String, String, String)> = Vec::new();
+    // Each segment's index in the plan, in order of first appearance.
+    let mut segments: std::collections::HashMap<(String, String, String), usize> = std::collections::HashMap::new();
     let mut failed = Vec::new();
     for c in &plan.collections {
         let mut mine = engine::CollectionLoad { index: None, load_after: false, imports_in_flight: in_flight, ..c.clone() };
         for p in &mut mine.partitions {
             p.groups.retain(|g| {
-                let key = (c.name.clone(), p.table_id.clone(), g.segment_id.clone());
-                let k = segments.iter().position(|x| *x == key).unwrap_or_else(|| {
-                    segments.push(key);
-                    segments.len() - 1
-                });
+                let next = segments.len();
+                let k = *segments.entry((c.name.clone(), p.table_id.clone(), g.segment_id.clone())).or_insert(next);
                 share.takes(k)
             });
         }
@@ -148,21 +146,11 @@ async fn load_share(s: &Settings, share: Share, verify_after: bool, rec: &Record
         println!("{}: its share is imported; worker(s) {} still running", share.name(), waiting.join(", "));
         return Ok(());
     }
-    let Some(finalizer) = work.finalizer(s.lease_ttl).await.map_err(Failure::Run)? else {
+    let announce = format!("every share is imported; finalizing (index, load{})", if verify_after { ", verify" } else { "" });
+    if work.finalize(s.lease_ttl, share, &announce, load_all(s, verify_after, rec)).await? == Finalized::ByAnother {
         println!("{}: another worker is finalizing the load", share.name());
-        return Ok(());
-    };
-    if work.get("finalized.json").await.map_err(Failure::Run)?.is_some() {
-        finalizer.release().await;
-        return Ok(());
     }
-    println!("{}: every share is imported; finalizing (index, load{})", share.name(), if verify_after { ", verify" } else { "" });
-    let r = load_all(s, verify_after, rec).await;
-    if r.is_ok() {
-        work.create("finalized.json", &serde_json::json!({"by": share.worker, "pid": std::process::id()})).await.map_err(Failure::Run)?;
-    }
-    finalizer.release().await;
-    r
+    Ok(())
 }
 
 async fn load_all(s: &Settings, verify_after: bool, rec: &Recorder) -> Result<(), Failure> {

@@ -25,7 +25,22 @@ use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
 use serde_json::{json, Value};
 
 use crate::bindings::{blob_store, engine};
-use crate::lease::Lease;
+use crate::exit::Failure;
+use crate::lease::{Attempt, Lease};
+
+/// The record of a finalized plan.
+pub const FINALIZED: &str = "finalized.json";
+
+/// How `Work::finalize` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finalized {
+    /// This worker did it.
+    Now,
+    /// A worker had done it before.
+    Already,
+    /// Another live worker is doing it.
+    ByAnother,
+}
 
 /// Which part of a plan this process does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,13 +111,37 @@ impl Work {
         }
     }
 
-    /// The lease of the one worker that finalizes; none while another live worker holds it.
-    pub async fn finalizer(&self, ttl: Duration) -> anyhow::Result<Option<Lease>> {
-        match Lease::acquire(self.store.clone(), &self.place, &format!("{}/finalize", self.dir), "finalize", ttl, false).await {
-            Ok(l) => Ok(Some(l)),
-            Err(e) if e.to_string().contains("is in use by") => Ok(None),
-            Err(e) => Err(e),
+    /// Runs `job` once for the whole plan: under the finalize lease, unless `finalized.json`
+    /// says a worker did it already; records it when it succeeds. `announce` is printed when
+    /// this worker is the one.
+    pub async fn finalize<F>(&self, ttl: Duration, share: Share, announce: &str, job: F) -> Result<Finalized, Failure>
+    where
+        F: std::future::Future<Output = Result<(), Failure>>,
+    {
+        let dir = format!("{}/finalize", self.dir);
+        let lease = match Lease::try_acquire(self.store.clone(), &self.place, &dir, "finalize", ttl).await.map_err(Failure::Run)? {
+            Attempt::Taken(lease) => lease,
+            Attempt::Held(..) => return Ok(Finalized::ByAnother),
+        };
+        if self.get(FINALIZED).await.map_err(Failure::Run)?.is_some() {
+            lease.release().await;
+            return Ok(Finalized::Already);
         }
+        println!("{}: {announce}", share.name());
+        let r = job.await;
+        let recorded = match &r {
+            Ok(()) => self.create(FINALIZED, &json!({"by": share.worker, "pid": std::process::id()})).await.map(|_| ()),
+            Err(_) => Ok(()),
+        };
+        lease.release().await;
+        r?;
+        recorded.map_err(Failure::Run)?;
+        Ok(Finalized::Now)
+    }
+
+    /// Whether a worker has finalized this plan.
+    pub async fn finalized(&self) -> Result<bool, Failure> {
+        Ok(self.get(FINALIZED).await.map_err(Failure::Run)?.is_some())
     }
 
     /// Waits until record `name` exists (another worker finalizing), saying so once.
