@@ -10,9 +10,9 @@ use crate::bad_data::Policy;
 use crate::error::Error;
 use crate::io::{self, Level, Role};
 use crate::meta::{self, rows, Installation, VectorKind};
-use crate::plan::{self, CollectionPlan, DumpOptions, DumpPlan, PartitionPlan, SegmentUnit};
+use crate::plan::{self, CollectionPlan, DumpOptions, DumpPlan, PackPlan, PartitionPlan, SegmentUnit};
 use crate::index::{IndexMode, IndexSpec};
-use crate::load::{CollectionLoad, FileGroup, LoadOptions, PartitionLoad};
+use crate::load::{CollectionLoad, FileGroup, GroupMember, LoadOptions, PartitionLoad};
 use crate::{dump, duplicates, load, manifest, preflight, verify};
 
 struct Component;
@@ -40,6 +40,12 @@ impl wit::Guest for Component {
         Ok(dump::dump_segment(&Imports, &Imports, &unit.into(), &options.into())?.into())
     }
 
+    fn dump_pack(units: Vec<wit::SegmentUnit>, output_dir: String, options: wit::DumpOptions) -> Result<wit::PackReport, types::Error> {
+        let units: Vec<SegmentUnit> = units.into_iter().map(Into::into).collect();
+        let (segments, files) = dump::dump_pack(&Imports, &Imports, &units, &output_dir, &options.into())?;
+        Ok(wit::PackReport { segments: segments.into_iter().map(Into::into).collect(), files: files.into_iter().map(Into::into).collect() })
+    }
+
     fn find_duplicates(units: Vec<wit::SegmentUnit>, options: wit::DumpOptions) -> Result<wit::DuplicateReport, types::Error> {
         let units: Vec<SegmentUnit> = units.into_iter().map(Into::into).collect();
         let r = duplicates::find_duplicates(&Imports, &Imports, &units, &DumpOptions::from(options))?;
@@ -56,9 +62,11 @@ impl wit::Guest for Component {
         plan: wit::DumpPlan,
         options: wit::DumpOptions,
         reports: Vec<wit::SegmentReport>,
+        pack_files: Vec<Vec<wit::Written>>,
     ) -> Result<wit::Written, types::Error> {
         let reports: Vec<dump::SegmentReport> = reports.into_iter().map(Into::into).collect();
-        Ok(manifest::write_manifest(&Imports, &plan.into(), &options.into(), &reports)?.into())
+        let pack_files: Vec<Vec<io::Written>> = pack_files.into_iter().map(|f| f.into_iter().map(Into::into).collect()).collect();
+        Ok(manifest::write_manifest(&Imports, &plan.into(), &options.into(), &reports, &pack_files)?.into())
     }
 
     fn plan_load(options: wit::LoadOptions) -> Result<wit::LoadPlan, types::Error> {
@@ -390,6 +398,7 @@ impl From<wit::DumpOptions> for DumpOptions {
                 wit::BadData::Reject => Policy::Reject,
             },
             keep_last: o.keep_last,
+            pack: o.pack,
         }
     }
 }
@@ -481,6 +490,7 @@ impl From<DumpPlan> for wit::DumpPlan {
                 })
                 .collect(),
             units: p.units.into_iter().map(Into::into).collect(),
+            packs: p.packs.into_iter().map(|k| wit::PackPlan { output_dir: k.output_dir, units: k.units }).collect(),
             warnings: p.warnings,
         }
     }
@@ -507,6 +517,7 @@ impl From<wit::DumpPlan> for DumpPlan {
                 })
                 .collect(),
             units: p.units.into_iter().map(Into::into).collect(),
+            packs: p.packs.into_iter().map(|k| PackPlan { output_dir: k.output_dir, units: k.units }).collect(),
             warnings: p.warnings,
         }
     }
@@ -540,18 +551,27 @@ impl From<CollectionLoad> for wit::CollectionLoad {
                         .groups
                         .into_iter()
                         .map(|g| wit::FileGroup {
-                            segment_id: g.segment_id,
-                            segment_dir: g.segment_dir,
+                            dir: g.dir,
+                            unit_dir: g.unit_dir,
                             files: g.files,
                             sizes: g.sizes,
                             checksums: g.checksums,
                             rows: g.rows,
-                            first_row: g.first_row,
-                            segment_rows_in: g.segment_rows_in,
-                            segment_deleted: g.segment_deleted,
-                            segment_rows: g.segment_rows,
-                            meta_rows: g.meta_rows,
-                            dropped_rows: g.dropped_rows,
+                            members: g
+                                .members
+                                .into_iter()
+                                .map(|m| wit::GroupMember {
+                                    segment_id: m.segment_id,
+                                    segment_dir: m.segment_dir,
+                                    first_row: m.first_row,
+                                    rows: m.rows,
+                                    segment_rows_in: m.segment_rows_in,
+                                    segment_deleted: m.segment_deleted,
+                                    segment_rows: m.segment_rows,
+                                    meta_rows: m.meta_rows,
+                                    dropped_rows: m.dropped_rows,
+                                })
+                                .collect(),
                         })
                         .collect(),
                     meta_rows: p.meta_rows,
@@ -591,18 +611,27 @@ impl From<wit::CollectionLoad> for CollectionLoad {
                         .groups
                         .into_iter()
                         .map(|g| FileGroup {
-                            segment_id: g.segment_id,
-                            segment_dir: g.segment_dir,
+                            dir: g.dir,
+                            unit_dir: g.unit_dir,
                             files: g.files,
                             sizes: g.sizes,
                             checksums: g.checksums,
                             rows: g.rows,
-                            first_row: g.first_row,
-                            segment_rows_in: g.segment_rows_in,
-                            segment_deleted: g.segment_deleted,
-                            segment_rows: g.segment_rows,
-                            meta_rows: g.meta_rows,
-                            dropped_rows: g.dropped_rows,
+                            members: g
+                                .members
+                                .into_iter()
+                                .map(|m| GroupMember {
+                                    segment_id: m.segment_id,
+                                    segment_dir: m.segment_dir,
+                                    first_row: m.first_row,
+                                    rows: m.rows,
+                                    segment_rows_in: m.segment_rows_in,
+                                    segment_deleted: m.segment_deleted,
+                                    segment_rows: m.segment_rows,
+                                    meta_rows: m.meta_rows,
+                                    dropped_rows: m.dropped_rows,
+                                })
+                                .collect(),
                         })
                         .collect(),
                     meta_rows: p.meta_rows,

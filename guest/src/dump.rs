@@ -237,21 +237,47 @@ pub fn open_segment<S: Store>(
     Ok(SegmentSource { uid, rv, deleted, rows, row_bytes, unpaired })
 }
 
-pub fn dump_segment<S: Store>(
-    store: &S,
-    report: &impl Report,
-    unit: &SegmentUnit,
-    opts: &DumpOptions,
-) -> Result<SegmentReport> {
-    let where_ = if unit.partition_tag.is_empty() {
+/// A segment opened and its rows to leave out decided: deleted in 1.x, older copies of repeated
+/// ids (keep-last), rows without a partner and deletions outside it (bad-data policy).
+struct Prepared<'u, 's, S: Store> {
+    unit: &'u SegmentUnit,
+    where_: String,
+    /// Paired rows in the files.
+    rows: u64,
+    /// Rows in the files, unpaired ones included.
+    rows_in: u64,
+    deleted: u64,
+    bytes_in: u64,
+    gone: DeletedSet,
+    dropped_rows: Vec<u64>,
+    rejects: Rejects<'s, S>,
+}
+
+impl<S: Store> Prepared<'_, '_, S> {
+    fn live(&self) -> u64 {
+        self.rows - self.gone.count()
+    }
+}
+
+fn unit_where(unit: &SegmentUnit) -> String {
+    if unit.partition_tag.is_empty() {
         format!("collection {:?}", unit.collection)
     } else {
         format!("collection {:?} partition {:?}", unit.collection, unit.partition_tag)
-    };
-    let src = open_segment(store, report, &unit.table_id, &unit.segment_id, unit.vector, unit.dim, &where_, unit_expect(unit, opts)).map_err(|e| match e {
+    }
+}
+
+/// Opens a unit's segment (`report` hears its warnings).
+fn open_unit<S: Store>(store: &S, report: &impl Report, unit: &SegmentUnit, opts: &DumpOptions) -> Result<SegmentSource<S::R>> {
+    open_segment(store, report, &unit.table_id, &unit.segment_id, unit.vector, unit.dim, &unit_where(unit), unit_expect(unit, opts)).map_err(|e| match e {
         Error::NotFound(m) => Error::NotFound(format!("{m} (the meta lists segment {} with {} rows)", unit.segment_id, unit.rows)),
         e => e,
-    })?;
+    })
+}
+
+fn prepare<'u, 's, S: Store>(store: &'s S, report: &impl Report, unit: &'u SegmentUnit, opts: &DumpOptions) -> Result<Prepared<'u, 's, S>> {
+    let where_ = unit_where(unit);
+    let src = open_unit(store, report, unit, opts)?;
     let policy = opts.bad_data;
     let mut rejects = Rejects::new(store, policy, unit.vector, &unit.output_dir);
     let deleted_path = format!("{}/{}", paths::segment_dir(&unit.table_id, &unit.segment_id), paths::DELETED_DOCS);
@@ -271,7 +297,6 @@ pub fn dump_segment<S: Store>(
         }
         rejects.deletes = src.deleted.outside;
     }
-
     // Rows to leave out: the 1.x deletions, older copies of repeated ids (keep-last), then
     // whatever the bad-data policy drops.
     let mut gone = src.deleted.clone();
@@ -283,67 +308,147 @@ pub fn dump_segment<S: Store>(
         gone.add(r);
         dropped_rows.push(r);
     }
-    let mut bad = Vec::new();
+    let unpaired = src.unpaired.as_ref().map_or(0, |u| u.rows);
+    Ok(Prepared {
+        unit,
+        where_,
+        rows: src.rows,
+        rows_in: src.rows + unpaired,
+        deleted: src.deleted.count(),
+        bytes_in: 2 * 8 + src.uid.payload + src.rv.payload,
+        gone,
+        dropped_rows,
+        rejects,
+    })
+}
+
+/// Passes progress on, but not the log: a segment opened again must not warn twice.
+struct Quiet<'a, R>(&'a R);
+
+impl<R: Report> Report for Quiet<'_, R> {
+    fn log(&self, _: Level, _: &str) {}
+    fn progress(&self, rows: u64, bytes: u64) {
+        self.0.progress(rows, bytes);
+    }
+}
+
+/// Converts one segment into its own file group(s) under `unit.output_dir`.
+pub fn dump_segment<S: Store>(store: &S, report: &impl Report, unit: &SegmentUnit, opts: &DumpOptions) -> Result<SegmentReport> {
+    let (mut reports, files) = dump_units(store, report, std::slice::from_ref(unit), &unit.output_dir, opts)?;
+    let mut r = reports.pop().expect("one report per unit");
+    r.files = files;
+    Ok(r)
+}
+
+/// Converts a pack: the live rows of `units` (small segments of one partition), one segment
+/// after the other, into shared file groups under `output_dir`. Returns a report per segment
+/// (without files) and the pack's files.
+pub fn dump_pack<S: Store>(store: &S, report: &impl Report, units: &[SegmentUnit], output_dir: &str, opts: &DumpOptions) -> Result<(Vec<SegmentReport>, Vec<Written>)> {
+    if units.is_empty() || units.iter().any(|u| (&u.collection, &u.table_id, u.vector, u.dim) != (&units[0].collection, &units[0].table_id, units[0].vector, units[0].dim)) {
+        return Err(Error::Other(format!("pack {output_dir}: its segments must be one or more of one partition")));
+    }
+    dump_units(store, report, units, output_dir, opts)
+}
+
+/// Every unit of `plan`, one after the other (tests and single-process embedders; the native
+/// host runs each unit in an instance of its own). Returns a report per unit, in order, and
+/// each pack's files.
+pub fn dump_plan<S: Store>(store: &S, report: &impl Report, plan: &crate::plan::DumpPlan, opts: &DumpOptions) -> Result<(Vec<SegmentReport>, Vec<Vec<Written>>)> {
+    let packed = plan.packed();
+    let mut reports: Vec<SegmentReport> = Vec::with_capacity(plan.units.len());
+    for (u, packed) in plan.units.iter().zip(&packed) {
+        reports.push(if *packed { SegmentReport::default() } else { dump_segment(store, report, u, opts)? });
+    }
+    let mut pack_files = Vec::new();
+    for p in &plan.packs {
+        let units: Vec<SegmentUnit> = p.units.iter().map(|&k| plan.units[k as usize].clone()).collect();
+        let (members, files) = dump_pack(store, report, &units, &p.output_dir, opts)?;
+        for (&k, r) in p.units.iter().zip(members) {
+            reports[k as usize] = r;
+        }
+        pack_files.push(files);
+    }
+    Ok((reports, pack_files))
+}
+
+/// The live rows of `units`, in order, into file groups under `output_dir`. Memory: a chunk,
+/// plus a bit per row of each segment; each segment's files are open only while it streams.
+fn dump_units<S: Store>(store: &S, report: &impl Report, units: &[SegmentUnit], output_dir: &str, opts: &DumpOptions) -> Result<(Vec<SegmentReport>, Vec<Written>)> {
+    let mut preps = Vec::with_capacity(units.len());
+    for u in units {
+        preps.push(prepare(store, report, u, opts)?);
+    }
     let progress = Attempts { report, this: Cell::new((0, 0)), shown: Cell::new((0, 0)) };
+    let mut retried = false;
     let files = loop {
-        match write_live(store, &progress, unit, opts, &src, &gone, &where_)? {
+        match write_live(store, &progress, &preps, output_dir, opts)? {
             Ok(files) => break files,
-            Err(row) if policy == Policy::Fail || !bad.is_empty() => return Err(row.error(&src)?),
+            Err((m, row)) if opts.bad_data == Policy::Fail || retried => {
+                let src = open_unit(store, &Quiet(report), preps[m].unit, opts)?;
+                return Err(row.error(&src)?);
+            }
             Err(_) => {
                 // The first bad row aborts the attempt (its writers are dropped and the files it
-                // had finished deleted, so nothing is left); find every bad row, then write
-                // again without them.
+                // had finished deleted, so nothing is left); find every bad row of every
+                // segment, then write again without them.
+                retried = true;
                 progress.this.set((0, 0));
-                bad = find_non_finite(&src, &gone)?;
-                for &r in &bad {
-                    let (id, v) = src.row(r)?;
-                    let reason = BadRow { row: r, value: first_non_finite(&v).unwrap_or(0) }.reason(&v);
-                    rejects.drop(Dropped { file: &src.rv.path, row: r as i64, id: Some(id), vector: Some(&v), reason }, Kind::Row)?;
-                    gone.add(r);
+                for p in &mut preps {
+                    let src = open_unit(store, &Quiet(report), p.unit, opts)?;
+                    let bad = find_non_finite(&src, &p.gone)?;
+                    for &r in &bad {
+                        let (id, v) = src.row(r)?;
+                        let reason = BadRow { row: r, value: first_non_finite(&v).unwrap_or(0) }.reason(&v);
+                        p.rejects.drop(Dropped { file: &src.rv.path, row: r as i64, id: Some(id), vector: Some(&v), reason }, Kind::Row)?;
+                        p.gone.add(r);
+                    }
+                    p.dropped_rows.extend(bad);
                 }
             }
         }
     };
-    dropped_rows.extend(bad);
-    dropped_rows.sort_unstable();
-    let live = src.rows - gone.count();
-    if live + dropped_rows.len() as u64 != unit.rows {
-        report.log(
-            Level::Warn,
-            &format!(
-                "segment {} of {where_}: {} live rows in the files ({} - {} deleted), the meta says {}",
-                unit.segment_id,
-                live + dropped_rows.len() as u64,
-                src.rows,
-                src.deleted.count(),
-                unit.rows
-            ),
-        );
+    let mut reports = Vec::with_capacity(preps.len());
+    for mut p in preps {
+        p.dropped_rows.sort_unstable();
+        let (live, unit, where_) = (p.live(), p.unit, &p.where_);
+        if live + p.dropped_rows.len() as u64 != unit.rows {
+            report.log(
+                Level::Warn,
+                &format!(
+                    "segment {} of {where_}: {} live rows in the files ({} - {} deleted), the meta says {}",
+                    unit.segment_id,
+                    live + p.dropped_rows.len() as u64,
+                    p.rows,
+                    p.deleted,
+                    unit.rows
+                ),
+            );
+        }
+        if p.rejects.rows + p.rejects.deletes > 0 {
+            report.log(
+                Level::Warn,
+                &format!(
+                    "segment {} of {where_}: {} row(s) and {} deletion(s) dropped (migration.badData: {})",
+                    unit.segment_id,
+                    p.rejects.rows,
+                    p.rejects.deletes,
+                    opts.bad_data.name()
+                ),
+            );
+        }
+        reports.push(SegmentReport {
+            rows_in: p.rows_in,
+            deleted: p.deleted,
+            rows_out: live,
+            bytes_in: p.bytes_in,
+            files: vec![],
+            dropped_rows: std::mem::take(&mut p.dropped_rows),
+            ignored_deletes: p.rejects.deletes,
+            duplicates_dropped: p.rejects.duplicates,
+            rejects: p.rejects.finish()?,
+        });
     }
-    if rejects.rows + rejects.deletes > 0 {
-        report.log(
-            Level::Warn,
-            &format!(
-                "segment {} of {where_}: {} row(s) and {} deletion(s) dropped (migration.badData: {})",
-                unit.segment_id,
-                rejects.rows,
-                rejects.deletes,
-                policy.name()
-            ),
-        );
-    }
-    let unpaired = src.unpaired.as_ref().map_or(0, |u| u.rows);
-    Ok(SegmentReport {
-        rows_in: src.rows + unpaired,
-        deleted: src.deleted.count(),
-        rows_out: live,
-        bytes_in: 2 * 8 + src.uid.payload + src.rv.payload,
-        files,
-        dropped_rows,
-        ignored_deletes: rejects.deletes,
-        duplicates_dropped: rejects.duplicates,
-        rejects: rejects.finish()?,
-    })
+    Ok((reports, files))
 }
 
 /// What a unit's `deleted_docs` is checked against: its meta row count, strictly under `fail`.
@@ -450,115 +555,170 @@ impl<R: Report> Report for Attempts<'_, R> {
     }
 }
 
-/// Streams the live rows (not in `gone`) into the segment's npy files. The outer error is a
-/// failure; the inner one the first live row with a non-finite float, in which case nothing
-/// was published.
+/// Streams the live rows of every prepared segment, in order, into the npy files of file
+/// groups under `dir`. The outer error is a failure; the inner one the first live row with a
+/// non-finite float (and its segment), in which case nothing was published.
+#[allow(clippy::type_complexity)]
 fn write_live<S: Store>(
     store: &S,
     report: &impl Report,
-    unit: &SegmentUnit,
+    preps: &[Prepared<'_, '_, S>],
+    dir: &str,
     opts: &DumpOptions,
-    src: &SegmentSource<S::R>,
-    gone: &DeletedSet,
-    where_: &str,
-) -> Result<std::result::Result<Vec<Written>, BadRow>> {
-    let (uid, rv, rows, row_bytes) = (&src.uid, &src.rv, src.rows, src.row_bytes);
-    let (uid_path, rv_path) = (&uid.path, &rv.path);
-    let live = rows - gone.count();
-    let bytes_in = 2 * 8 + uid.payload + rv.payload;
+) -> Result<std::result::Result<Vec<Written>, (usize, BadRow)>> {
+    let live: u64 = preps.iter().map(Prepared::live).sum();
     if live == 0 {
-        report.log(Level::Info, &format!("segment {} of {where_} has no live rows; nothing written", unit.segment_id));
-        report.progress(0, bytes_in);
+        let bytes: u64 = preps.iter().map(|p| p.bytes_in).sum();
+        if let [p] = preps {
+            report.log(Level::Info, &format!("segment {} of {} has no live rows; nothing written", p.unit.segment_id, p.where_));
+        }
+        report.progress(0, bytes);
         return Ok(Ok(vec![]));
     }
-    let check = unit.vector == VectorKind::Float;
-    uid.reader.seek(8)?;
-    rv.reader.seek(8)?;
+    let first = preps[0].unit;
+    let mut out = GroupWriter::start(store, FileGroups::new(live, preps[0].rows_bytes(), opts.max_group_bytes, dir), first, opts)?;
+    for (m, p) in preps.iter().enumerate() {
+        let src = open_unit(store, &Quiet(report), p.unit, opts)?;
+        if let Err(bad) = out.stream(report, &src, &p.gone, p.unit.vector == VectorKind::Float)? {
+            out.abandon()?;
+            return Ok(Err((m, bad)));
+        }
+    }
+    Ok(Ok(out.finish()?))
+}
 
-    let groups = FileGroups::new(live, row_bytes, opts.max_group_bytes, &unit.output_dir);
-    let open = |k: u64| -> Result<(S::W, S::W)> {
+impl<S: Store> Prepared<'_, '_, S> {
+    fn rows_bytes(&self) -> u64 {
+        self.unit.vector.row_bytes(self.unit.dim).unwrap_or(1)
+    }
+}
+
+/// The npy files of a stream of live rows cut into file groups: the group being written, and
+/// the files of the groups finished.
+struct GroupWriter<'a, S: Store> {
+    store: &'a S,
+    groups: FileGroups<'a>,
+    opts: &'a DumpOptions,
+    vector: VectorKind,
+    dim: u32,
+    row_bytes: u64,
+    part: u64,
+    in_part: u64,
+    /// Vectors and ids of the current group.
+    out: (S::W, S::W),
+    files: Vec<Written>,
+}
+
+impl<'a, S: Store> GroupWriter<'a, S> {
+    fn start(store: &'a S, groups: FileGroups<'a>, unit: &SegmentUnit, opts: &'a DumpOptions) -> Result<Self> {
+        let row_bytes = unit.vector.row_bytes(unit.dim).unwrap_or(1);
+        let out = Self::open(store, &groups, 0, unit.vector, unit.dim, row_bytes, opts)?;
+        Ok(GroupWriter { store, groups, opts, vector: unit.vector, dim: unit.dim, row_bytes, part: 0, in_part: 0, out, files: vec![] })
+    }
+
+    fn open(store: &S, groups: &FileGroups, k: u64, vector: VectorKind, dim: u32, row_bytes: u64, opts: &DumpOptions) -> Result<(S::W, S::W)> {
         let (dir, n) = (groups.dir(k), groups.rows(k));
         let vec_out = store.create(Role::Target, &paths::npy_file(&dir, &opts.vector_field))?;
         let id_out = store.create(Role::Target, &paths::npy_file(&dir, &opts.id_field))?;
-        let header = match unit.vector {
-            VectorKind::Float => npy::header(Dtype::F4, &[n, unit.dim as u64]),
+        let header = match vector {
+            VectorKind::Float => npy::header(Dtype::F4, &[n, dim as u64]),
             VectorKind::Binary => npy::header(Dtype::U1, &[n, row_bytes]),
         };
         vec_out.write(&header)?;
         id_out.write(&npy::header(Dtype::I8, &[n]))?;
         Ok((vec_out, id_out))
-    };
-    let (mut part, mut in_part) = (0u64, 0u64);
-    let mut out = open(0)?;
-    let mut files = Vec::new();
+    }
 
-    let chunk_rows = (opts.read_chunk as u64 / row_bytes).max(1);
-    let mut row = 0u64;
-    let mut written = 0u64;
-    while row < rows {
-        let n = chunk_rows.min(rows - row);
-        let mut ids = read_exact(&uid.reader, (n * ID_BYTES) as usize, uid_path, 8 + row * ID_BYTES)?;
-        let runs = live_runs(gone, row, row + n);
-        // Few long runs: the host copies (and checks) the vector bytes itself. Many short ones:
-        // they pass through here, checked and compacted, in one write per chunk.
-        let direct = runs.len() <= MAX_DIRECT_RUNS;
-        let mut vecs = Vec::new();
-        if !direct {
-            rv.reader.seek(8 + row * row_bytes)?;
-            vecs = read_exact(&rv.reader, (n * row_bytes) as usize, rv_path, 8 + row * row_bytes)?;
-            if check {
-                if let Some(bad) = first_live_non_finite(&vecs, row, row_bytes, gone) {
-                    return abandon(store, &files, bad);
-                }
-            }
-            if runs.len() != 1 {
-                compact(&mut vecs, row_bytes as usize, n as usize, row, gone);
-            }
+    /// Room left in the current group.
+    fn room(&self) -> u64 {
+        self.groups.rows(self.part) - self.in_part
+    }
+
+    /// Counts `n` rows written; moves to the next group when this one is full.
+    fn advance(&mut self, n: u64) -> Result<()> {
+        self.in_part += n;
+        if self.in_part == self.groups.rows(self.part) && self.part + 1 < self.groups.count {
+            let next = Self::open(self.store, &self.groups, self.part + 1, self.vector, self.dim, self.row_bytes, self.opts)?;
+            // Vectors first, ids last: a reader that finds id.npy knows its sibling is complete.
+            let (v, i) = std::mem::replace(&mut self.out, next);
+            self.files.push(v.finish()?);
+            self.files.push(i.finish()?);
+            (self.part, self.in_part) = (self.part + 1, 0);
         }
-        if runs.len() != 1 || runs[0] != (row, row + n) {
-            compact(&mut ids, ID_BYTES as usize, n as usize, row, gone);
-        }
-        let mut off = 0u64; // live rows of this chunk done
-        for (start, end) in runs {
-            let mut s = start;
-            while s < end {
-                let take = (end - s).min(groups.rows(part) - in_part);
-                if direct {
-                    if let Some(at) = store.append(&out.0, &rv.reader, 8 + s * row_bytes, take * row_bytes, check)? {
-                        let r = (at - 8) / row_bytes;
-                        return abandon(store, &files, BadRow { row: r, value: ((at - 8 - r * row_bytes) / 4) as usize });
+        Ok(())
+    }
+
+    /// Streams the live rows (not in `gone`) of one segment, `.rv` and `.uid` in step, chunk by
+    /// chunk; `check` looks for non-finite floats.
+    fn stream(&mut self, report: &impl Report, src: &SegmentSource<S::R>, gone: &DeletedSet, check: bool) -> Result<std::result::Result<(), BadRow>> {
+        let (uid, rv, rows, row_bytes) = (&src.uid, &src.rv, src.rows, src.row_bytes);
+        uid.reader.seek(8)?;
+        rv.reader.seek(8)?;
+        let chunk_rows = (self.opts.read_chunk as u64 / row_bytes).max(1);
+        let mut row = 0u64;
+        while row < rows {
+            let n = chunk_rows.min(rows - row);
+            let mut ids = read_exact(&uid.reader, (n * ID_BYTES) as usize, &uid.path, 8 + row * ID_BYTES)?;
+            let runs = live_runs(gone, row, row + n);
+            // Few long runs: the host copies (and checks) the vector bytes itself. Many short
+            // ones: they pass through here, checked and compacted, in one write per chunk.
+            let direct = runs.len() <= MAX_DIRECT_RUNS;
+            let mut vecs = Vec::new();
+            if !direct {
+                rv.reader.seek(8 + row * row_bytes)?;
+                vecs = read_exact(&rv.reader, (n * row_bytes) as usize, &rv.path, 8 + row * row_bytes)?;
+                if check {
+                    if let Some(bad) = first_live_non_finite(&vecs, row, row_bytes, gone) {
+                        return Ok(Err(bad));
                     }
-                } else {
-                    out.0.write(&vecs[(off * row_bytes) as usize..((off + take) * row_bytes) as usize])?;
                 }
-                out.1.write(&ids[(off * ID_BYTES) as usize..((off + take) * ID_BYTES) as usize])?;
-                (s, off, in_part) = (s + take, off + take, in_part + take);
-                if in_part == groups.rows(part) && part + 1 < groups.count {
-                    // Vectors first, ids last: a reader that finds id.npy knows its sibling is complete.
-                    let (v, i) = std::mem::replace(&mut out, open(part + 1)?);
-                    files.push(v.finish()?);
-                    files.push(i.finish()?);
-                    (part, in_part) = (part + 1, 0);
+                if runs.len() != 1 {
+                    compact(&mut vecs, row_bytes as usize, n as usize, row, gone);
                 }
             }
+            if runs.len() != 1 || runs[0] != (row, row + n) {
+                compact(&mut ids, ID_BYTES as usize, n as usize, row, gone);
+            }
+            let mut off = 0u64; // live rows of this chunk done
+            for (start, end) in runs {
+                let mut s = start;
+                while s < end {
+                    let take = (end - s).min(self.room());
+                    if direct {
+                        if let Some(at) = self.store.append(&self.out.0, &rv.reader, 8 + s * row_bytes, take * row_bytes, check)? {
+                            let r = (at - 8) / row_bytes;
+                            return Ok(Err(BadRow { row: r, value: ((at - 8 - r * row_bytes) / 4) as usize }));
+                        }
+                    } else {
+                        self.out.0.write(&vecs[(off * row_bytes) as usize..((off + take) * row_bytes) as usize])?;
+                    }
+                    self.out.1.write(&ids[(off * ID_BYTES) as usize..((off + take) * ID_BYTES) as usize])?;
+                    (s, off) = (s + take, off + take);
+                    self.advance(take)?;
+                }
+            }
+            report.progress(off, n * (row_bytes + ID_BYTES));
+            row += n;
         }
-        written += off;
-        report.progress(off, n * (row_bytes + ID_BYTES));
-        row += n;
+        Ok(Ok(()))
     }
-    debug_assert_eq!(written, live);
-    files.push(out.0.finish()?);
-    files.push(out.1.finish()?);
-    Ok(Ok(files))
-}
 
-/// Ends a write attempt at a bad row: the groups it had already finished are deleted (the
-/// retry may cut the rows into other groups, or into one plain file, and must not find them).
-fn abandon<S: Store>(store: &S, finished: &[Written], bad: BadRow) -> Result<std::result::Result<Vec<Written>, BadRow>> {
-    for f in finished {
-        store.delete(Role::Target, &f.path)?;
+    fn finish(mut self) -> Result<Vec<Written>> {
+        debug_assert_eq!((self.part + 1, self.in_part), (self.groups.count, self.groups.rows(self.part)));
+        self.files.push(self.out.0.finish()?);
+        self.files.push(self.out.1.finish()?);
+        Ok(self.files)
     }
-    Ok(Err(bad))
+
+    /// Ends a write attempt at a bad row: the groups already finished are deleted (the retry
+    /// may cut the rows into other groups, or into one plain file, and must not find them);
+    /// the current one is dropped, which aborts it.
+    fn abandon(self) -> Result<()> {
+        for f in &self.files {
+            self.store.delete(Role::Target, &f.path)?;
+        }
+        Ok(())
+    }
 }
 
 /// The first live row of `vecs` (rows from `first`) with a non-finite component.

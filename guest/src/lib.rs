@@ -6,6 +6,7 @@ pub mod bad_data;
 pub mod dump;
 pub mod duplicates;
 pub mod error;
+pub mod imports;
 pub mod index;
 pub mod io;
 pub mod journal;

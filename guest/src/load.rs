@@ -3,10 +3,9 @@
 
 use crate::error::{Error, Result};
 use crate::index::{map_index, IndexMode, IndexSpec, Version};
-use std::collections::{BTreeMap, VecDeque};
 
-use crate::io::{FieldType, ImportState, ImportTask, IndexInfo, Level, Milvus, NewCollection, Report, Role, Store};
-use crate::journal::{self, Import, Scope, SegmentJournal, State};
+use crate::imports::Run;
+use crate::io::{FieldType, IndexInfo, Level, Milvus, NewCollection, Report, Store};
 use crate::manifest::{read_manifest, CollectionEntry, Manifest};
 use crate::meta::VectorKind;
 use crate::names::{self, DEFAULT_PARTITION};
@@ -54,11 +53,15 @@ impl Default for LoadOptions {
     }
 }
 
+/// One import: the npy files of a file group, holding rows of one segment, or of several
+/// (a pack), one after the other.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FileGroup {
-    pub segment_id: String,
-    /// The segment's dump directory (its journal entry is named after it).
-    pub segment_dir: String,
+    /// The group's directory.
+    pub dir: String,
+    /// The directory of the dump unit that wrote it (a segment's or a pack's): groups of one
+    /// unit share journal entries.
+    pub unit_dir: String,
     pub files: Vec<String>,
     /// The files' sizes from the manifest, in the order of `files`.
     pub sizes: Vec<u64>,
@@ -67,8 +70,19 @@ pub struct FileGroup {
     /// import it already did.
     pub checksums: Vec<String>,
     pub rows: u64,
-    /// The group's first row among the rows the dump wrote of the segment.
+    /// The segments whose rows it holds, in file order.
+    pub members: Vec<GroupMember>,
+}
+
+/// The rows of one segment in a file group.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GroupMember {
+    pub segment_id: String,
+    /// The segment's dump directory (its journal entry is named after it).
+    pub segment_dir: String,
+    /// The first of its rows in the group, among the rows the dump wrote of the segment.
     pub first_row: u64,
+    pub rows: u64,
     /// The segment as dumped: rows read, deleted, written (all groups).
     pub segment_rows_in: u64,
     pub segment_deleted: u64,
@@ -77,6 +91,16 @@ pub struct FileGroup {
     pub meta_rows: Option<u64>,
     /// Segment rows the dump's bad-data policy dropped.
     pub dropped_rows: Vec<u64>,
+}
+
+impl FileGroup {
+    /// How messages name it: its segment, or its pack directory and segment count.
+    pub fn label(&self) -> String {
+        match self.members.as_slice() {
+            [m] => format!("segment {}", m.segment_id),
+            ms => format!("group {} ({} segments)", self.dir, ms.len()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -224,34 +248,7 @@ pub fn map_collections<M: Milvus>(
             if !p.tag.is_empty() && p.tag != name {
                 plan.warnings.push(format!("collection {:?}: partition tag {:?} becomes 2.x partition {name:?}", c.name, p.tag));
             }
-            let mut groups = Vec::new();
-            for s in p.segments.iter().filter(|s| !s.files.is_empty()) {
-                let mut first_row = 0;
-                let mut group = |files: Vec<&crate::manifest::FileEntry>, rows| {
-                    let g = FileGroup {
-                        segment_id: s.segment.clone(),
-                        segment_dir: s.dir.clone(),
-                        files: files.iter().map(|f| f.path.clone()).collect(),
-                        sizes: files.iter().map(|f| f.bytes).collect(),
-                        checksums: files.iter().map(|f| f.crc32c.clone()).collect(),
-                        rows,
-                        first_row,
-                        segment_rows_in: s.rows_in,
-                        segment_deleted: s.deleted,
-                        segment_rows: s.rows,
-                        meta_rows: s.meta_rows,
-                        dropped_rows: s.dropped_rows.clone(),
-                    };
-                    first_row += rows;
-                    g
-                };
-                if s.groups.is_empty() {
-                    groups.push(group(s.files.iter().collect(), s.rows));
-                }
-                for g in &s.groups {
-                    groups.push(group(s.files.iter().filter(|f| f.path.rsplit_once('/').map(|x| x.0) == Some(g.dir.as_str())).collect(), g.rows));
-                }
-            }
+            let groups = partition_groups(p);
             // The meta's view of the partition: its live rows less what the dump left out on
             // purpose (bad data, unpaired rows, older copies of repeated ids).
             let meta_rows = p.segments.iter().try_fold(0u64, |sum, s| {
@@ -303,6 +300,79 @@ pub fn map_collections<M: Milvus>(
         plan.collections.push(load);
     }
     Ok((plan, problems))
+}
+
+fn member(s: &crate::manifest::SegmentEntry, first_row: u64, rows: u64) -> GroupMember {
+    GroupMember {
+        segment_id: s.segment.clone(),
+        segment_dir: s.dir.clone(),
+        first_row,
+        rows,
+        segment_rows_in: s.rows_in,
+        segment_deleted: s.deleted,
+        segment_rows: s.rows,
+        meta_rows: s.meta_rows,
+        dropped_rows: s.dropped_rows.clone(),
+    }
+}
+
+/// The files of `files` in directory `dir` (all of them when `dir` is None).
+fn group_files(files: &[crate::manifest::FileEntry], dir: Option<&str>) -> Vec<crate::manifest::FileEntry> {
+    files.iter().filter(|f| dir.is_none() || f.path.rsplit_once('/').map(|x| x.0) == dir).cloned().collect()
+}
+
+fn file_group(dir: &str, unit_dir: &str, files: Vec<crate::manifest::FileEntry>, rows: u64, members: Vec<GroupMember>) -> FileGroup {
+    FileGroup {
+        dir: dir.to_string(),
+        unit_dir: unit_dir.to_string(),
+        files: files.iter().map(|f| f.path.clone()).collect(),
+        sizes: files.iter().map(|f| f.bytes).collect(),
+        checksums: files.iter().map(|f| f.crc32c.clone()).collect(),
+        rows,
+        members,
+    }
+}
+
+/// A partition's file groups: each segment's (one, or its parts), then each pack's, whose
+/// groups take the pack's segments' rows in order.
+fn partition_groups(p: &crate::manifest::PartitionEntry) -> Vec<FileGroup> {
+    let mut groups = Vec::new();
+    for s in p.segments.iter().filter(|s| !s.files.is_empty()) {
+        if s.groups.is_empty() {
+            groups.push(file_group(&s.dir, &s.dir, group_files(&s.files, None), s.rows, vec![member(s, 0, s.rows)]));
+        }
+        let mut first_row = 0;
+        for g in &s.groups {
+            groups.push(file_group(&g.dir, &s.dir, group_files(&s.files, Some(&g.dir)), g.rows, vec![member(s, first_row, g.rows)]));
+            first_row += g.rows;
+        }
+    }
+    for pk in p.packs.iter().filter(|pk| !pk.files.is_empty()) {
+        // The pack's rows, segment after segment: (entry, first pack row, rows).
+        let mut spans = Vec::new();
+        let mut at = 0;
+        for id in &pk.segments {
+            if let Some(s) = p.segments.iter().find(|s| &s.segment == id) {
+                spans.push((s, at, s.rows));
+                at += s.rows;
+            }
+        }
+        let mut start = 0;
+        for g in &pk.groups {
+            let end = start + g.rows;
+            let members = spans
+                .iter()
+                .filter(|(_, a, n)| *n > 0 && *a < end && start < a + n)
+                .map(|(s, a, n)| {
+                    let from = start.max(*a);
+                    member(s, from - a, end.min(a + n) - from)
+                })
+                .collect();
+            groups.push(file_group(&g.dir, &pk.dir, group_files(&pk.files, Some(&g.dir)), g.rows, members));
+            start = end;
+        }
+    }
+    groups
 }
 
 fn description(c: &CollectionLoad) -> String {
@@ -361,32 +431,8 @@ pub fn load_collection(store: &impl Store, milvus: &impl Milvus, report: &impl R
         }
     }
 
-    let mut run = Run {
-        store,
-        milvus,
-        report,
-        c,
-        collection_id: info.id,
-        journals: BTreeMap::new(),
-        waiting: VecDeque::new(),
-        failures: Vec::new(),
-        out: LoadReport { partition_rows: c.partitions.iter().map(|p| (p.name.clone(), 0)).collect(), ..Default::default() },
-    };
-    for p in &c.partitions {
-        for g in &p.groups {
-            match run.decide(p, g)? {
-                Next::Skip => run.out.skipped += 1,
-                Next::Wait(task) => run.wait(p, g, task)?,
-                Next::Import => {
-                    run.check_files(g)?;
-                    run.import(p, g)?;
-                }
-            }
-        }
-    }
-    while let Some(w) = run.waiting.pop_front() {
-        run.finish(w)?;
-    }
+    let mut run = Run::new(store, milvus, report, c, info.id);
+    run.run()?;
     milvus.flush(&c.name)?;
     if !run.failures.is_empty() {
         return Err(Error::Remote { code: 0, reason: format!("collection {:?}: {}", c.name, run.failures.join("; ")) });
@@ -417,291 +463,6 @@ pub fn load_collection(store: &impl Store, milvus: &impl Milvus, report: &impl R
         }
     }
     Ok(out)
-}
-
-/// What to do with a file group, as the journal says.
-enum Next {
-    /// Its rows are in the target already.
-    Skip,
-    /// An earlier run's task is importing it.
-    Wait(i64),
-    Import,
-}
-
-/// An import in flight.
-struct Waiting<'a> {
-    p: &'a PartitionLoad,
-    g: &'a FileGroup,
-    task: i64,
-}
-
-/// One collection's load: the journals read so far and the imports in flight.
-struct Run<'a, S, M, R> {
-    store: &'a S,
-    milvus: &'a M,
-    report: &'a R,
-    c: &'a CollectionLoad,
-    collection_id: i64,
-    /// Journal path -> entry, as last written.
-    journals: BTreeMap<String, SegmentJournal>,
-    waiting: VecDeque<Waiting<'a>>,
-    failures: Vec<String>,
-    out: LoadReport,
-}
-
-impl<'a, S: Store, M: Milvus, R: Report> Run<'a, S, M, R> {
-    fn scope(&self, p: &PartitionLoad) -> Scope {
-        Scope { target: self.c.target.clone(), collection: self.c.name.clone(), collection_id: self.collection_id, partition: p.name.clone() }
-    }
-
-    /// The journal of `g`'s segment in this target (read once, then kept), and its path.
-    fn journal(&mut self, p: &PartitionLoad, g: &FileGroup) -> Result<(String, &mut SegmentJournal)> {
-        let scope = self.scope(p);
-        let path = journal::path(&scope, &g.segment_dir);
-        if !self.journals.contains_key(&path) {
-            let j = match journal::read(self.store, &path, &scope)? {
-                Some(j) => j,
-                None => {
-                    let dir = g.files[0].rsplit_once('/').map_or("", |d| d.0);
-                    let legacy = journal::legacy_path(dir);
-                    if self.store.stat(Role::Target, &legacy)?.is_some() {
-                        return Err(Error::Unsupported(format!(
-                            "segment {}: found journal entry {legacy}, written by an older version that did not record which Milvus, \
-                             database and collection it imported into, so whether these rows are in {:?} cannot be told. Finish this \
-                             load with the version that started it, or drop the collection and delete the dump's _journal directory \
-                             to start over",
-                            g.segment_id, self.c.name
-                        )));
-                    }
-                    SegmentJournal::new(&scope, &g.segment_id, g.segment_rows_in, g.segment_deleted, g.segment_rows)
-                }
-            };
-            self.journals.insert(path.clone(), j);
-        }
-        let j = self.journals.get_mut(&path).expect("just inserted");
-        Ok((path, j))
-    }
-
-    fn save(&mut self, path: &str) -> Result<()> {
-        journal::write(self.store, path, &self.journals[path])
-    }
-
-    fn decide(&mut self, p: &PartitionLoad, g: &FileGroup) -> Result<Next> {
-        let collection = self.c.name.clone();
-        let (path, j) = self.journal(p, g)?;
-        let j = j.clone();
-        let (first, end) = (g.first_row, g.first_row + g.rows);
-        let live: Vec<&Import> = j.imports.iter().filter(|i| i.state != State::Failed).collect();
-        let changed = |why: String| {
-            Error::Unsupported(format!(
-                "segment {}: the dump changed since an earlier run imported rows of it into {collection:?} (journal {path}): {why}. \
-                 Importing it again could duplicate rows or lose them. Load it into a new collection (migration.rename), or drop \
-                 {collection:?} and load again",
-                g.segment_id
-            ))
-        };
-        let facts = (g.segment_rows_in, g.segment_deleted, g.segment_rows);
-        if live.is_empty() && (j.rows_in, j.deleted, j.rows) != facts {
-            // Nothing of the segment is in the target: the journal describes the dump as it is now.
-            let cached = self.journals.get_mut(&path).expect("read above");
-            (cached.rows_in, cached.deleted, cached.rows) = facts;
-        } else if (j.rows_in, j.deleted, j.rows) != facts {
-            return Err(changed(format!(
-                "then it had {} rows, {} deleted, {} written; now {}, {}, {}",
-                j.rows_in, j.deleted, j.rows, g.segment_rows_in, g.segment_deleted, g.segment_rows
-            )));
-        }
-        let overlapping: Vec<&Import> = live.iter().copied().filter(|i| i.overlaps(first, end)).collect();
-        if let Some(m) = overlapping.iter().find(|i| i.state == State::Mismatched) {
-            return Err(Error::Unsupported(format!(
-                "segment {}: an earlier import of its rows {}..{} (task {}) completed with {} rows where the dump has {} \
-                 (journal {path}), so {collection:?} holds an unknown part of them: importing again would duplicate rows and \
-                 skipping would lose them. Load into a new collection (migration.rename), or drop {collection:?} and load again",
-                g.segment_id,
-                m.first_row,
-                m.end(),
-                m.task,
-                m.reported_rows,
-                m.rows
-            )));
-        }
-        let same = overlapping.iter().find(|i| i.first_row == first && i.rows == g.rows && i.files == g.files).copied();
-        if let Some(i) = same {
-            if !i.checksums.is_empty() && i.checksums != g.checksums {
-                return Err(changed(format!("its files now have other checksums than when task {} imported them", i.task)));
-            }
-            return match i.state {
-                State::Completed => Ok(Next::Skip),
-                State::Submitted => {
-                    self.report.log(Level::Info, &format!("segment {}: waiting on import task {} from an earlier run", g.segment_id, i.task));
-                    Ok(Next::Wait(i.task))
-                }
-                State::Submitting => match submitted_earlier(self.milvus, &collection, g, &path)? {
-                    Some(task) => {
-                        self.report.log(Level::Info, &format!("segment {}: an earlier run's import reached the server as task {task}; waiting on it", g.segment_id));
-                        self.record(p, g, task, State::Submitted, 0, String::new())?;
-                        Ok(Next::Wait(task))
-                    }
-                    None => Ok(Next::Import),
-                },
-                State::Failed | State::Mismatched => unreachable!("filtered above"),
-            };
-        }
-        if overlapping.is_empty() {
-            return Ok(Next::Import);
-        }
-        if overlapping.iter().all(|i| i.state == State::Completed) && j.covered(first, end) {
-            // Imported before in another split (migration.maxGroupMiB changed since).
-            return Ok(Next::Skip);
-        }
-        let earlier: Vec<String> = overlapping.iter().map(|i| format!("rows {}..{} as {} (task {}, {:?})", i.first_row, i.end(), i.dir, i.task, i.state)).collect();
-        Err(Error::Unsupported(format!(
-            "segment {}: its rows {first}..{end} (group {}) overlap what an earlier run imported in another split: {} (journal {path}). \
-             migration.maxGroupMiB changed while that import was unfinished; set it back, dump again and let the load finish, then change it",
-            g.segment_id,
-            g.files[0].rsplit_once('/').map_or("", |d| d.0),
-            earlier.join(", ")
-        )))
-    }
-
-    /// The group's files must be what the manifest says (a re-dump that stopped half way may
-    /// have rewritten some).
-    fn check_files(&self, g: &FileGroup) -> Result<()> {
-        for (k, f) in g.files.iter().enumerate() {
-            let w = self.store.checksum(Role::Target, f)?;
-            let crc = format!("{:08x}", w.crc32c);
-            let (size, want) = (g.sizes.get(k).copied(), g.checksums.get(k));
-            if size.is_some_and(|s| s != w.bytes) || want.is_some_and(|c| *c != crc) {
-                return Err(Error::invalid(
-                    f.as_str(),
-                    None,
-                    format!(
-                        "{} bytes with CRC-32C {crc}, but the dump's manifest says {} bytes with CRC-32C {}: the file changed after \
-                         the manifest was written (an interrupted or concurrent dump?). Run dump again; nothing of this group was imported",
-                        w.bytes,
-                        size.map_or("?".into(), |s| s.to_string()),
-                        want.map_or("?", |c| c.as_str())
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn record(&mut self, p: &PartitionLoad, g: &FileGroup, task: i64, state: State, reported_rows: u64, reason: String) -> Result<()> {
-        let dir = g.files[0].rsplit_once('/').map_or("", |d| d.0).to_string();
-        let import = Import {
-            dir,
-            first_row: g.first_row,
-            rows: g.rows,
-            files: g.files.clone(),
-            checksums: g.checksums.clone(),
-            task,
-            state,
-            reported_rows,
-            reason,
-        };
-        let (path, j) = self.journal(p, g)?;
-        j.record(import);
-        self.save(&path)
-    }
-
-    /// Submits the import of `g` once there is room in flight.
-    fn import(&mut self, p: &'a PartitionLoad, g: &'a FileGroup) -> Result<()> {
-        self.make_room()?;
-        self.record(p, g, 0, State::Submitting, 0, String::new())?;
-        match self.milvus.import_files(&self.c.name, &p.name, &g.files) {
-            Ok(task) => {
-                self.record(p, g, task, State::Submitted, 0, String::new())?;
-                self.waiting.push_back(Waiting { p, g, task });
-                Ok(())
-            }
-            // The server answered no: nothing was imported, and the next run submits again.
-            // (A lost reply is in doubt: the intent stays, and the next run asks the server.)
-            Err(e) if is_refusal(&e) => {
-                self.record(p, g, 0, State::Failed, 0, format!("refused: {e}"))?;
-                Err(e)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    fn wait(&mut self, p: &'a PartitionLoad, g: &'a FileGroup, task: i64) -> Result<()> {
-        self.make_room()?;
-        self.waiting.push_back(Waiting { p, g, task });
-        Ok(())
-    }
-
-    /// Waits for the oldest imports until fewer than the bound are in flight.
-    fn make_room(&mut self) -> Result<()> {
-        let bound = self.c.imports_in_flight as usize;
-        while bound > 0 && self.waiting.len() >= bound {
-            let w = self.waiting.pop_front().expect("non-empty");
-            self.finish(w)?;
-        }
-        Ok(())
-    }
-
-    /// Waits for an import to end and records how: a completion with another row count than the
-    /// dump's (0 included) is not a success.
-    fn finish(&mut self, w: Waiting<'a>) -> Result<()> {
-        let Waiting { p, g, task } = w;
-        let outcome = self.milvus.await_import(task)?;
-        let (state, reason) = if !outcome.completed {
-            self.failures.push(format!("segment {} (task {task}) failed on the server: {}", g.segment_id, outcome.reason));
-            (State::Failed, outcome.reason.clone())
-        } else if outcome.rows != g.rows {
-            let why = format!("the server reports {} rows imported, the dump has {}", outcome.rows, g.rows);
-            self.failures.push(format!("segment {} (task {task}): {why}; the collection now holds an unknown part of these rows", g.segment_id));
-            (State::Mismatched, why)
-        } else {
-            (State::Completed, String::new())
-        };
-        self.record(p, g, task, state, outcome.rows, reason)?;
-        if state == State::Completed {
-            self.out.imported += 1;
-            self.out.rows += g.rows;
-            if let Some(pr) = self.out.partition_rows.iter_mut().find(|(n, _)| *n == p.name) {
-                pr.1 += g.rows;
-            }
-            self.report.progress(g.rows, 0);
-        }
-        Ok(())
-    }
-}
-
-/// Whether an error from `import-files` is the server's answer (nothing was imported) rather
-/// than a lost reply (the import may have been taken).
-fn is_refusal(e: &Error) -> bool {
-    !matches!(e, Error::Unavailable(_) | Error::Other(_))
-}
-
-/// The task of an import of `g` that an interrupted run submitted without recording its id: a
-/// task the server remembers with exactly these files that did not fail. None when there is
-/// none (the run stopped before the server took it, or the server failed it).
-fn submitted_earlier(milvus: &impl Milvus, collection: &str, g: &FileGroup, journal_path: &str) -> Result<Option<i64>> {
-    let mut want = g.files.clone();
-    want.sort();
-    let tasks = milvus.list_imports(collection)?;
-    let same = |t: &&ImportTask| {
-        t.files.as_ref().is_some_and(|f| {
-            let mut f = f.clone();
-            f.sort();
-            f == want
-        })
-    };
-    if let Some(t) = tasks.iter().filter(same).filter(|t| t.state != ImportState::Failed).max_by_key(|t| t.id) {
-        return Ok(Some(t.id));
-    }
-    if tasks.iter().any(|t| t.files.is_none()) {
-        return Err(Error::Unsupported(format!(
-            "segment {}: an earlier run was stopped while submitting its import, and this server does not say which \
-             files its import tasks read, so whether that import ran cannot be told. Check the row count of {collection:?}; \
-             if the segment's {} rows are missing, delete its journal entry {journal_path} and run load again",
-            g.segment_id, g.rows,
-        )));
-    }
-    Ok(None)
 }
 
 /// Deletes a verified collection's staged npy files; the manifest and journal stay.

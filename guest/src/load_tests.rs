@@ -4,7 +4,6 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
-use crate::dump::dump_segment;
 use crate::error::{Error, Result};
 use crate::io::memory::{MemReport, MemStore};
 use crate::io::*;
@@ -178,8 +177,8 @@ fn dumped() -> MemStore {
 /// Dumps `plan` again with `opts` (as `dump` would: the manifest goes first).
 fn dump(store: &MemStore, plan: &DumpPlan, opts: &DumpOptions) {
     crate::manifest::invalidate_manifest(store).unwrap();
-    let reports: Vec<_> = plan.units.iter().map(|u| dump_segment(store, &MemReport::default(), u, opts).unwrap()).collect();
-    write_manifest(store, plan, opts, &reports).unwrap();
+    let (reports, pack_files) = crate::dump::dump_plan(store, &MemReport::default(), plan, opts).unwrap();
+    write_manifest(store, plan, opts, &reports, &pack_files).unwrap();
 }
 
 /// Writes a 1.x segment of `rows` rows (ids `first..`, vectors `[id, 0.5]`).
@@ -223,6 +222,7 @@ fn source() -> (MemStore, DumpPlan) {
             ],
         }],
         units: vec![unit("c", "", "s1", 4, "c/_default/s1"), unit("77", "a b", "s2", 3, "c/77/s2")],
+        packs: vec![],
         warnings: vec![],
     };
     (store, plan)
@@ -772,3 +772,6 @@ fn a_collection_or_partition_created_by_another_worker_meanwhile_is_used() {
     let r = load_collection(&store, &racing, &MemReport::default(), &c).unwrap();
     assert_eq!((r.imported, milvus.stored_rows("c", None).unwrap()), (2, 7));
 }
+
+#[path = "pack_tests.rs"]
+mod pack_tests;

@@ -9,7 +9,10 @@ use crate::io::{read_exact, Reader, Role, Store, Writer, Written};
 use crate::paths;
 use crate::plan::{DumpOptions, DumpPlan};
 
-pub const FORMAT: &str = "milvus-migration-rs/manifest/1";
+/// Version 2 adds packs (segments sharing file groups); a reader of version 1 must not see
+/// their segments as empty.
+pub const FORMAT: &str = "milvus-migration-rs/manifest/2";
+const FORMAT_1: &str = "milvus-migration-rs/manifest/1";
 /// A manifest larger than this is not one we wrote.
 const MAX_MANIFEST_BYTES: u64 = 256 << 20;
 
@@ -44,6 +47,23 @@ pub struct PartitionEntry {
     pub table_id: String,
     pub rows: u64,
     pub segments: Vec<SegmentEntry>,
+    /// Small segments dumped together (their entries have no files of their own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packs: Vec<PackEntry>,
+}
+
+/// The live rows of several segments of one partition, one segment after the other, in shared
+/// file groups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PackEntry {
+    pub dir: String,
+    pub rows: u64,
+    /// Its segments in order: the first one's rows come first.
+    pub segments: Vec<String>,
+    pub files: Vec<FileEntry>,
+    /// The file groups (one import each).
+    pub groups: Vec<GroupEntry>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,6 +91,9 @@ pub struct SegmentEntry {
     /// The reject file of the segment (policy `reject`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejects: Option<String>,
+    /// The pack holding this segment's rows, when it was packed (`files` is then empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pack: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -90,30 +113,51 @@ pub struct FileEntry {
     pub crc32c: String,
 }
 
-pub fn build(plan: &DumpPlan, opts: &DumpOptions, reports: &[SegmentReport]) -> Result<Manifest> {
-    if reports.len() != plan.units.len() {
+fn file_entry(f: &Written) -> FileEntry {
+    FileEntry { path: f.path.clone(), bytes: f.bytes, crc32c: format!("{:08x}", f.crc32c) }
+}
+
+fn group_entries(live: u64, row_bytes: u64, max_group_bytes: u64, dir: &str) -> Vec<GroupEntry> {
+    let g = FileGroups::new(live, row_bytes, max_group_bytes, dir);
+    (0..g.count).map(|k| GroupEntry { dir: g.dir(k), rows: g.rows(k) }).collect()
+}
+
+/// The manifest of a dump: `reports` in the order of `plan.units` (a packed segment's as its
+/// pack returned it), `pack_files` in the order of `plan.packs`.
+pub fn build(plan: &DumpPlan, opts: &DumpOptions, reports: &[SegmentReport], pack_files: &[Vec<Written>]) -> Result<Manifest> {
+    if reports.len() != plan.units.len() || pack_files.len() != plan.packs.len() {
         return Err(Error::Other(format!(
-            "manifest needs one report per unit: {} units, {} reports",
+            "manifest needs one report per unit and one file list per pack: {} units, {} reports, {} packs, {} file lists",
             plan.units.len(),
-            reports.len()
+            reports.len(),
+            plan.packs.len(),
+            pack_files.len()
         )));
+    }
+    let mut pack_of = vec![None; plan.units.len()];
+    for (i, p) in plan.packs.iter().enumerate() {
+        for &k in &p.units {
+            pack_of[k as usize] = Some(i);
+        }
     }
     let mut collections = Vec::new();
     for c in &plan.collections {
         let mut partitions = Vec::new();
         for p in &c.partitions {
+            let mine = |u: &crate::plan::SegmentUnit| u.collection == c.name && u.table_id == p.table_id;
             let segments: Vec<SegmentEntry> = plan
                 .units
                 .iter()
                 .zip(reports)
-                .filter(|(u, _)| u.collection == c.name && u.table_id == p.table_id)
-                .map(|(u, r)| SegmentEntry {
+                .enumerate()
+                .filter(|(_, (u, _))| mine(u))
+                .map(|(k, (u, r))| SegmentEntry {
                     groups: if r.files.is_empty() {
                         vec![]
                     } else {
-                        let g = FileGroups::new(r.rows_out, u.vector.row_bytes(u.dim).unwrap_or(1), opts.max_group_bytes, &u.output_dir);
-                        (0..g.count).map(|k| GroupEntry { dir: g.dir(k), rows: g.rows(k) }).collect()
+                        group_entries(r.rows_out, u.vector.row_bytes(u.dim).unwrap_or(1), opts.max_group_bytes, &u.output_dir)
                     },
+                    pack: pack_of[k].map(|i| plan.packs[i].output_dir.clone()),
                     segment: u.segment_id.clone(),
                     dir: u.output_dir.clone(),
                     rows_in: r.rows_in,
@@ -123,11 +167,28 @@ pub fn build(plan: &DumpPlan, opts: &DumpOptions, reports: &[SegmentReport]) -> 
                     dropped_rows: r.dropped_rows.clone(),
                     ignored_deletes: r.ignored_deletes,
                     rejects: r.rejects.as_ref().map(|w| w.path.clone()),
-                    files: r
-                        .files
-                        .iter()
-                        .map(|f| FileEntry { path: f.path.clone(), bytes: f.bytes, crc32c: format!("{:08x}", f.crc32c) })
-                        .collect(),
+                    files: r.files.iter().map(file_entry).collect(),
+                })
+                .collect();
+            let packs: Vec<PackEntry> = plan
+                .packs
+                .iter()
+                .zip(pack_files)
+                .filter(|(pk, _)| pk.units.first().is_some_and(|&k| mine(&plan.units[k as usize])))
+                .map(|(pk, files)| {
+                    let first = &plan.units[pk.units[0] as usize];
+                    let rows: u64 = pk.units.iter().map(|&k| reports[k as usize].rows_out).sum();
+                    PackEntry {
+                        dir: pk.output_dir.clone(),
+                        rows,
+                        segments: pk.units.iter().map(|&k| plan.units[k as usize].segment_id.clone()).collect(),
+                        files: files.iter().map(file_entry).collect(),
+                        groups: if files.is_empty() {
+                            vec![]
+                        } else {
+                            group_entries(rows, first.vector.row_bytes(first.dim).unwrap_or(1), opts.max_group_bytes, &pk.output_dir)
+                        },
+                    }
                 })
                 .collect();
             partitions.push(PartitionEntry {
@@ -135,6 +196,7 @@ pub fn build(plan: &DumpPlan, opts: &DumpOptions, reports: &[SegmentReport]) -> 
                 table_id: p.table_id.clone(),
                 rows: segments.iter().map(|s| s.rows).sum(),
                 segments,
+                packs,
             });
         }
         collections.push(CollectionEntry {
@@ -163,8 +225,8 @@ pub fn invalidate_manifest(store: &impl Store) -> Result<()> {
     store.delete(Role::Target, paths::MANIFEST)
 }
 
-pub fn write_manifest(store: &impl Store, plan: &DumpPlan, opts: &DumpOptions, reports: &[SegmentReport]) -> Result<Written> {
-    let doc = build(plan, opts, reports)?;
+pub fn write_manifest(store: &impl Store, plan: &DumpPlan, opts: &DumpOptions, reports: &[SegmentReport], pack_files: &[Vec<Written>]) -> Result<Written> {
+    let doc = build(plan, opts, reports, pack_files)?;
     let text = serde_json::to_vec_pretty(&doc).map_err(|e| Error::Other(format!("manifest: {e}")))?;
     let w = store.create(Role::Target, paths::MANIFEST)?;
     w.write(&text)?;
@@ -186,7 +248,7 @@ pub fn read_manifest(store: &impl Store) -> Result<Manifest> {
     let bytes = read_exact(&r, r.size() as usize, paths::MANIFEST, 0)?;
     let m: Manifest = serde_json::from_slice(&bytes)
         .map_err(|e| Error::invalid(paths::MANIFEST, Some(e.line() as u64), format!("not a dump manifest: {e}")))?;
-    if m.format != FORMAT {
+    if m.format != FORMAT && m.format != FORMAT_1 {
         return Err(Error::Unsupported(format!("{}: format {:?} (expected {FORMAT:?})", paths::MANIFEST, m.format)));
     }
     Ok(m)

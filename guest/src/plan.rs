@@ -17,11 +17,13 @@ pub struct DumpOptions {
     pub bad_data: crate::bad_data::Policy,
     /// Keep only the newest copy of a repeated primary key.
     pub keep_last: bool,
+    /// Write the live rows of small segments of a partition into shared file groups.
+    pub pack: bool,
 }
 
 impl Default for DumpOptions {
     fn default() -> Self {
-        DumpOptions { collections: vec![], id_field: "id".into(), vector_field: "data".into(), read_chunk: 1 << 20, max_group_bytes: 0, bad_data: Default::default(), keep_last: false }
+        DumpOptions { collections: vec![], id_field: "id".into(), vector_field: "data".into(), read_chunk: 1 << 20, max_group_bytes: 0, bad_data: Default::default(), keep_last: false, pack: true }
     }
 }
 
@@ -59,11 +61,70 @@ pub struct CollectionPlan {
     pub partitions: Vec<PartitionPlan>,
 }
 
+/// Small segments of one partition whose live rows are written into shared file groups, so
+/// that the number of imports follows the bytes, not the segment count (Milvus handles import
+/// tasks one after another, with a fixed cost each).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackPlan {
+    /// Where the pack's files go: `<collection>/<partition dir>/pack-<first segment id>-<last segment id>`.
+    pub output_dir: String,
+    /// Its segments, as indices into `DumpPlan::units`, in order (their rows follow each other).
+    pub units: Vec<u32>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DumpPlan {
     pub collections: Vec<CollectionPlan>,
     pub units: Vec<SegmentUnit>,
+    /// Units dumped together into shared file groups; a unit in no pack is dumped alone.
+    pub packs: Vec<PackPlan>,
     pub warnings: Vec<String>,
+}
+
+impl DumpPlan {
+    /// Whether unit `k` belongs to a pack.
+    pub fn packed(&self) -> Vec<bool> {
+        let mut packed = vec![false; self.units.len()];
+        for p in &self.packs {
+            for &k in &p.units {
+                packed[k as usize] = true;
+            }
+        }
+        packed
+    }
+}
+
+/// Groups the segments `units[from..]` (one partition's) into packs: a segment whose live rows
+/// fill half a file group or more stays alone (splitting as before); the others are packed in
+/// order while the estimate (the meta's row count) fits `max_group_bytes` (0: no bound).
+fn pack_partition(units: &[SegmentUnit], from: usize, max_group_bytes: u64, packs: &mut Vec<PackPlan>) {
+    let limit = if max_group_bytes == 0 { u64::MAX } else { max_group_bytes };
+    let bytes = |u: &SegmentUnit| u.rows.saturating_mul(u.vector.row_bytes(u.dim).unwrap_or(1) + 8);
+    let mut current: Vec<u32> = Vec::new();
+    let mut filled = 0u64;
+    let close = |current: &mut Vec<u32>, packs: &mut Vec<PackPlan>| {
+        if current.len() > 1 {
+            // Named by its first and last segment: another packing makes other names, so a
+            // re-dump never rewrites the files of an earlier pack under the same name.
+            let (first, last) = (&units[current[0] as usize], &units[current[current.len() - 1] as usize]);
+            let dir = first.output_dir.rsplit_once('/').map_or("", |d| d.0);
+            packs.push(PackPlan { output_dir: format!("{dir}/pack-{}-{}", first.segment_id, last.segment_id), units: std::mem::take(current) });
+        }
+        current.clear();
+    };
+    for (k, u) in units.iter().enumerate().skip(from) {
+        let b = bytes(u);
+        if b >= limit / 2 && limit != u64::MAX {
+            continue;
+        }
+        if filled.saturating_add(b) > limit {
+            close(&mut current, packs);
+            filled = 0;
+        }
+        current.push(k as u32);
+        filled = filled.saturating_add(b);
+    }
+    close(&mut current, packs);
 }
 
 fn check_options(opts: &DumpOptions) -> Result<()> {
@@ -85,11 +146,12 @@ pub fn plan_dump(inst: Installation, opts: &DumpOptions) -> Result<DumpPlan> {
     let known: Vec<&str> = inst.collections.iter().map(|c| c.name.as_str()).collect();
     crate::names::check_selection(&opts.collections, &known, "the 1.x meta")?;
     let chosen = |c: &Collection| opts.collections.is_empty() || opts.collections.contains(&c.name);
-    let mut plan = DumpPlan { collections: vec![], units: vec![], warnings: inst.warnings };
+    let mut plan = DumpPlan { collections: vec![], units: vec![], packs: vec![], warnings: inst.warnings };
     for c in inst.collections.iter().filter(|c| chosen(c)) {
         let mut partitions = Vec::new();
         for p in c.all_partitions() {
             let dir_id = (!p.tag.is_empty()).then_some(p.table_id.as_str());
+            let from = plan.units.len();
             for s in &p.segments {
                 plan.units.push(SegmentUnit {
                     collection: c.name.clone(),
@@ -103,6 +165,9 @@ pub fn plan_dump(inst: Installation, opts: &DumpOptions) -> Result<DumpPlan> {
                     output_dir: paths::output_dir(&c.name, dir_id, &s.segment_id),
                     drop_rows: vec![],
                 });
+            }
+            if opts.pack {
+                pack_partition(&plan.units, from, opts.max_group_bytes, &mut plan.packs);
             }
             partitions.push(PartitionPlan {
                 tag: p.tag.clone(),

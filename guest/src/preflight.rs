@@ -73,7 +73,7 @@ pub fn plan_migration<M: Milvus>(
         let rows_in = rows_in.unwrap_or(u.rows);
         reports.push(SegmentReport { rows_in, deleted: rows_in.saturating_sub(u.rows), rows_out: u.rows, bytes_in: u.file_size, ..Default::default() });
     }
-    let planned = manifest::build(&dump, dopts, &reports)?;
+    let planned = manifest::build(&dump, dopts, &reports, &vec![vec![]; dump.packs.len()])?;
     let (reachable, version) = match milvus.server_version() {
         Ok(v) => {
             checks.push(Check { ok: true, what: "target Milvus".into(), detail: format!("version {v}") });

@@ -14,6 +14,11 @@ use crate::meta::VectorKind;
 
 /// Live rows sampled per segment (first, middle, last, ...).
 const LIVE_SAMPLES: usize = 5;
+/// Live rows sampled per segment of a pack (its first and last): a group of hundreds of small
+/// segments is still checked segment by segment, in one query.
+const PACKED_SAMPLES: usize = 2;
+/// Ids asked for in one query.
+const QUERY_IDS: usize = 1000;
 /// Deleted rows checked per segment.
 const DELETED_SAMPLES: usize = 5;
 
@@ -118,7 +123,7 @@ fn live_copies(store: &impl Store, report: &impl Report, c: &CollectionLoad, ids
     }
     let mut seen = std::collections::BTreeSet::new();
     for p in &c.partitions {
-        for g in p.groups.iter().filter(|g| seen.insert((p.table_id.clone(), g.segment_id.clone()))) {
+        for g in p.groups.iter().flat_map(|g| &g.members).filter(|g| seen.insert((p.table_id.clone(), g.segment_id.clone()))) {
             let what = format!("collection {:?} partition {:?}", c.name, p.name);
             let expect = Expect { meta_rows: g.meta_rows, strict: false };
             let src = open_segment(store, report, &p.table_id, &g.segment_id, c.vector, c.dim, &what, expect)?;
@@ -169,40 +174,48 @@ pub fn verify_collection(store: &impl Store, milvus: &impl Milvus, report: &impl
                 ));
             }
         }
-        // The groups of a split segment follow each other: each segment is opened once, and its
-        // deleted rows are sampled with its first group.
+        // The groups of a split segment follow each other, as do the segments of a pack: each
+        // segment is opened once in a row, and its deleted rows are sampled the first time.
         let mut opened: Option<(&str, SegmentSource<_>)> = None;
+        let mut first_seen = std::collections::BTreeSet::new();
         for g in &p.groups {
-            let first_group = opened.as_ref().is_none_or(|(id, _)| *id != g.segment_id);
-            if first_group {
-                let what = format!("collection {:?} partition {:?}", c.name, p.name);
-                let expect = Expect { meta_rows: g.meta_rows, strict: false };
-                opened = Some((&g.segment_id, open_segment(store, report, &p.table_id, &g.segment_id, c.vector, c.dim, &what, expect)?));
-            }
-            let src = &opened.as_ref().expect("opened above").1;
-            // Samples in every file group: a split segment is checked part by part.
-            let mut wanted: Vec<u64> = spread(g.rows, LIVE_SAMPLES, |_| true).into_iter().map(|k| g.first_row + k).collect();
-            wanted.sort_unstable();
-            let live = dumped_rows(src, &g.dropped_rows, &wanted);
-            let dead: Vec<u64> = if first_group { src.deleted.iter().take(DELETED_SAMPLES).collect() } else { vec![] };
+            let per_segment = if g.members.len() == 1 { LIVE_SAMPLES } else { PACKED_SAMPLES };
+            // (segment, row, id, vector) of every sampled row of the group.
             let mut rows = Vec::new();
-            for &r in live.iter().chain(&dead) {
-                rows.push((r, src.row(r)?));
+            for m in &g.members {
+                if opened.as_ref().is_none_or(|(id, _)| *id != m.segment_id) {
+                    let what = format!("collection {:?} partition {:?}", c.name, p.name);
+                    let expect = Expect { meta_rows: m.meta_rows, strict: false };
+                    opened = Some((&m.segment_id, open_segment(store, report, &p.table_id, &m.segment_id, c.vector, c.dim, &what, expect)?));
+                }
+                let src = &opened.as_ref().expect("opened above").1;
+                // Samples in every file group: a split segment is checked part by part.
+                let mut wanted: Vec<u64> = spread(m.rows, per_segment, |_| true).into_iter().map(|k| m.first_row + k).collect();
+                wanted.sort_unstable();
+                let live = dumped_rows(src, &m.dropped_rows, &wanted);
+                let dead: Vec<u64> = if first_seen.insert(m.segment_id.as_str()) { src.deleted.iter().take(DELETED_SAMPLES).collect() } else { vec![] };
+                for &r in live.iter().chain(&dead) {
+                    let (id, bytes) = src.row(r)?;
+                    rows.push((m.segment_id.as_str(), r, src.deleted.contains(r), id, bytes));
+                }
             }
-            let ids: Vec<i64> = rows.iter().map(|(_, (id, _))| *id).collect();
-            let found = milvus.get_entities(&c.name, &c.id_field, &c.vector_field, &ids)?;
-            for (r, (id, bytes)) in rows {
-                let same = found.iter().any(|e| e.id == id && e.vector == bytes);
-                let present: Vec<Vec<u8>> = found.iter().filter(|e| e.id == id).map(|e| e.vector.clone()).collect();
-                if src.deleted.contains(r) {
-                    check.deleted_checked += 1;
-                    if same {
-                        suspects.push(Suspect { partition: pi, segment: g.segment_id.clone(), row: r, id, deleted: true, found: present });
-                    }
-                } else {
-                    check.sampled += 1;
-                    if !same {
-                        suspects.push(Suspect { partition: pi, segment: g.segment_id.clone(), row: r, id, deleted: false, found: present });
+            for batch in rows.chunks(QUERY_IDS) {
+                let ids: Vec<i64> = batch.iter().map(|x| x.3).collect();
+                let found = milvus.get_entities(&c.name, &c.id_field, &c.vector_field, &ids)?;
+                for (segment, r, deleted, id, bytes) in batch {
+                    let same = found.iter().any(|e| e.id == *id && e.vector == *bytes);
+                    let present: Vec<Vec<u8>> = found.iter().filter(|e| e.id == *id).map(|e| e.vector.clone()).collect();
+                    let suspect = Suspect { partition: pi, segment: segment.to_string(), row: *r, id: *id, deleted: *deleted, found: present };
+                    if *deleted {
+                        check.deleted_checked += 1;
+                        if same {
+                            suspects.push(suspect);
+                        }
+                    } else {
+                        check.sampled += 1;
+                        if !same {
+                            suspects.push(suspect);
+                        }
                     }
                 }
             }

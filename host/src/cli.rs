@@ -53,6 +53,10 @@ Keys of our own (section `migration`):
                                                 on this host, is taken over
   migration.maxGroupMiB                         largest npy payload per import (default 4096); larger
                                                 segments are split into part-NNNN groups
+  migration.packSegments                        true (default) | false: segments under half a group
+                                                are packed, per partition, into shared groups
+                                                (pack-<first>-<last>), so the number of imports
+                                                follows the bytes, not the segment count
   migration.collections                         only these collections (like --col, which wins)
   migration.rename                              map of 1.x name -> 2.x name
   migration.shards                              shards of created collections (default: server's)

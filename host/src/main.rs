@@ -76,7 +76,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let report_path = cli.report.clone();
     match cli.command {
         Command::Version => {
-            println!("milvus-migration {} (component API milvus:migration@0.2.0)", env!("CARGO_PKG_VERSION"));
+            println!("milvus-migration {} (component API milvus:migration@0.3.0)", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
         Command::Export(args) => {

@@ -221,6 +221,18 @@ impl Sandbox {
         self.outcome(r, &err)
     }
 
+    pub async fn dump_pack(
+        &self,
+        caps: Caps,
+        units: &[engine::SegmentUnit],
+        output_dir: &str,
+        opts: &engine::DumpOptions,
+    ) -> Result<engine::PackReport, UnitError> {
+        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = inst.milvus_migration_engine().call_dump_pack(&mut store, units, output_dir, opts).await;
+        self.outcome(r, &err)
+    }
+
     pub async fn find_duplicates(
         &self,
         caps: Caps,
@@ -244,9 +256,10 @@ impl Sandbox {
         plan: &engine::DumpPlan,
         opts: &engine::DumpOptions,
         reports: &[engine::SegmentReport],
+        pack_files: &[Vec<bindings::blob_store::Written>],
     ) -> Result<bindings::blob_store::Written, UnitError> {
         let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
-        let r = inst.milvus_migration_engine().call_write_manifest(&mut store, plan, opts, reports).await;
+        let r = inst.milvus_migration_engine().call_write_manifest(&mut store, plan, opts, reports, pack_files).await;
         self.outcome(r, &err)
     }
 

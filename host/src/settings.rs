@@ -204,6 +204,7 @@ struct Ours {
     load: Option<bool>,
     #[serde(rename = "maxGroupMiB")]
     max_group_mib: Option<u64>,
+    pack_segments: Option<bool>,
     lease_seconds: Option<u64>,
     collections: Option<Vec<String>>,
     rename: Option<std::collections::BTreeMap<String, String>>,
@@ -453,6 +454,8 @@ pub struct Settings {
     pub index: IndexChoice,
     /// Largest npy payload of one import (`migration.maxGroupMiB`).
     pub max_group_bytes: u64,
+    /// `migration.packSegments`: write small segments of a partition into shared file groups.
+    pub pack_segments: bool,
     /// `migration.badData`: fail, skip or reject rows 2.x would refuse or that cannot be paired.
     pub bad_data: BadData,
     /// `migration.duplicateIds: keep-last`: only the newest copy of a repeated primary key.
@@ -730,6 +733,7 @@ impl Settings {
             index,
             load_after: f.migration.load.unwrap_or(true),
             max_group_bytes: f.migration.max_group_mib.unwrap_or(DEFAULT_MAX_GROUP_MIB) << 20,
+            pack_segments: f.migration.pack_segments.unwrap_or(true),
             bad_data,
             keep_last,
             collection: target_collections,

@@ -47,6 +47,31 @@ impl ExpectedPartition {
     }
 }
 
+/// Every packed segment's rows as its pack holds them (segment id -> ids, vector bytes), read
+/// from the pack's file groups in order and cut by the manifest's row counts.
+fn read_packs(out: &Path, mp: &serde_json::Value, width: usize) -> anyhow::Result<std::collections::HashMap<String, (Vec<i64>, Vec<u8>)>> {
+    let mut packed = std::collections::HashMap::new();
+    for pk in mp["packs"].as_array().into_iter().flatten() {
+        let (mut ids, mut vectors) = (Vec::new(), Vec::new());
+        for g in pk["groups"].as_array().into_iter().flatten() {
+            let dir = out.join(g["dir"].as_str().context("group dir")?);
+            let i = NpyFile::read(&dir.join("id.npy"))?;
+            ensure!(i.descr == "<i8" && i.shape == vec![g["rows"].as_u64().unwrap_or(0)], "{}: id.npy {:?} {:?}", dir.display(), i.descr, i.shape);
+            ids.extend(i.data.chunks(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())));
+            vectors.extend(NpyFile::read(&dir.join("data.npy"))?.data);
+        }
+        ensure!(pk["rows"] == ids.len() && vectors.len() == ids.len() * width, "pack {}: {} ids, {} vector bytes", pk["dir"], ids.len(), vectors.len());
+        let mut at = 0;
+        for seg in pk["segments"].as_array().into_iter().flatten() {
+            let entry = mp["segments"].as_array().into_iter().flatten().find(|m| m["segment"] == *seg).context("pack segment in manifest")?;
+            let n = entry["rows"].as_u64().context("rows")? as usize;
+            packed.insert(seg.as_str().unwrap_or("").to_string(), (ids[at..at + n].to_vec(), vectors[at * width..(at + n) * width].to_vec()));
+            at += n;
+        }
+    }
+    Ok(packed)
+}
+
 impl Expected {
     pub fn live_rows(&self) -> u64 {
         self.collections.iter().flat_map(|c| &c.partitions).flat_map(|p| &p.segments).map(|s| s.ids.len() as u64).sum()
@@ -77,11 +102,20 @@ impl Expected {
                 let mp = mc["partitions"].as_array().unwrap().iter().find(|m| m["tag"] == p.tag.as_str());
                 let mp = mp.with_context(|| format!("{}: partition {:?} not in manifest", c.name, p.tag))?;
                 let pdir = out.join(&c.name).join(p.dir_name());
+                let width = if c.binary { c.dim as usize / 8 } else { c.dim as usize * 4 };
+                let packed = read_packs(out, mp, width)?;
                 for s in &p.segments {
                     let sdir = pdir.join(&s.segment_id);
                     let ms = mp["segments"].as_array().unwrap().iter().find(|m| m["segment"] == s.segment_id.as_str());
                     let ms = ms.with_context(|| format!("segment {} not in manifest", s.segment_id))?;
                     ensure!(ms["rows"] == s.ids.len(), "segment {}: manifest rows {}", s.segment_id, ms["rows"]);
+                    if let Some(pack) = ms["pack"].as_str() {
+                        let (ids, vectors) = packed.get(&s.segment_id).with_context(|| format!("segment {} not in pack {pack}", s.segment_id))?;
+                        ensure!(*ids == s.ids, "segment {} in pack {pack}: ids differ", s.segment_id);
+                        ensure!(*vectors == s.vectors, "segment {} in pack {pack}: vector bytes differ", s.segment_id);
+                        ensure!(!sdir.exists(), "{}: a packed segment has a directory of its own", sdir.display());
+                        continue;
+                    }
                     if s.ids.is_empty() {
                         ensure!(!sdir.join("id.npy").exists(), "{}: empty segment has files", sdir.display());
                         continue;
@@ -101,7 +135,10 @@ impl Expected {
                     .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
                     .unwrap_or_default();
                 seg_dirs.sort();
-                let mut want: Vec<String> = p.segments.iter().filter(|s| !s.ids.is_empty()).map(|s| s.segment_id.clone()).collect();
+                let mut want: Vec<String> = p.segments.iter().filter(|s| !s.ids.is_empty() && !packed.contains_key(&s.segment_id)).map(|s| s.segment_id.clone()).collect();
+                for pk in mp["packs"].as_array().into_iter().flatten().filter(|pk| pk["rows"].as_u64() > Some(0)) {
+                    want.push(pk["dir"].as_str().unwrap_or("").rsplit('/').next().unwrap_or("").to_string());
+                }
                 want.sort();
                 ensure!(seg_dirs == want, "{}: segment dirs {seg_dirs:?}, expected {want:?}", pdir.display());
             }

@@ -36,8 +36,15 @@ fn seg_dir(g: &Generated) -> (PathBuf, String) {
     (g.tables.join("c").join(&id), id)
 }
 
+/// Segments are dumped alone (`packSegments: false`): these tests look at each segment's own
+/// output and failure.
 fn dump(dir: &Path, g: &Generated, extra: &str) -> Output {
     let out = dir.join("out");
+    let extra = match extra.strip_prefix("migration:\n") {
+        Some(rest) => format!("migration:\n  packSegments: false\n{rest}"),
+        None => format!("migration:\n  packSegments: false\n{extra}"),
+    };
+    let extra = extra.as_str();
     let cfg = dump_config(dir, &format!("  mode: sqlite\n  sqliteFile: {}", s(&g.meta_sqlite)), &g.tables, &out, extra);
     run(dir, &["dump", "--config", s(&cfg)])
 }

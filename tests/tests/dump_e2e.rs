@@ -81,16 +81,20 @@ async fn npy_files_are_byte_identical_to_numpy_save() {
     let o = run(dir.path(), &["dump", "--config", s(&cfg)]);
     assert!(o.status.success(), "{}", text(&o));
     // float32 (N, dim), uint8 (N, dim/8) and int64 (N,), each re-saved by numpy itself.
-    let mut files = Vec::new();
-    for c in &g.expected.collections {
-        for p in &c.partitions {
-            for seg in p.segments.iter().filter(|s| !s.ids.is_empty()) {
-                let d = out.join(&c.name).join(p.dir_name()).join(&seg.segment_id);
-                files.push(d.join("data.npy"));
-                files.push(d.join("id.npy"));
+    // Every npy file the dump wrote: segments' and packs'.
+    fn npy_under(dir: &std::path::Path, files: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                npy_under(&p, files);
+            } else if p.extension().is_some_and(|x| x == "npy") {
+                files.push(p);
             }
         }
     }
+    let mut files = Vec::new();
+    npy_under(&out, &mut files);
+    assert!(files.iter().any(|f| f.to_string_lossy().contains("/pack-")), "the sample's small segments are packed: {files:?}");
     let dtypes: std::collections::BTreeSet<String> = files.iter().map(|f| NpyFile::read(f).unwrap().descr).collect();
     assert_eq!(dtypes.into_iter().collect::<Vec<_>>(), ["<f4", "<i8", "|u1"]);
     let script = "import sys, io, numpy as np\n\

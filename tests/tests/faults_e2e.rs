@@ -177,7 +177,7 @@ async fn corrupt_sqlite_meta_is_named() {
     // Garbage right after the 100-byte header, page 1 included.
     bytes[100..4096].iter_mut().for_each(|b| *b = 0xA5);
     std::fs::write(&db, &bytes).unwrap();
-    let o = dump(dir.path(), &dump_config(dir.path(), &format!("  mode: sqlite\n  sqliteFile: {}", s(&db)), &g.tables, &dir.path().join("out"), ""));
+    let o = dump(dir.path(), &dump_config(dir.path(), &format!("  mode: sqlite\n  sqliteFile: {}", s(&db)), &g.tables, &dir.path().join("out"), &unpacked("")));
     assert_exit(&o, 1, &["planning the dump failed", &format!("invalid input in {}: the SQLite file is damaged", s(&db))]);
     assert!(files_under(&dir.path().join("out")).is_empty());
 }
@@ -226,7 +226,7 @@ async fn mysql_refused_names_the_server_without_the_password() {
     assert!(!dir.path().join("o/meta.json").exists());
 
     let meta = format!("  mode: mysql\n  mysqlUrl: mysql://milvus:Pw-Secret-91@127.0.0.1:{port}/milvus");
-    let cfg = dump_config(dir.path(), &meta, &g.tables, &dir.path().join("out"), "");
+    let cfg = dump_config(dir.path(), &meta, &g.tables, &dir.path().join("out"), &unpacked(""));
     let o = dump(dir.path(), &cfg);
     assert_exit(&o, 1, &[&format!("cannot reach the MySQL meta milvus@127.0.0.1:{port}/milvus (meta.mysqlUrl)"), "Connection refused"]);
     assert_no_secret(&o, &["Pw-Secret-91"]);
@@ -311,7 +311,7 @@ async fn mysql_connection_lost_mid_export() {
     // The same during a dump's planning (meta.mode mysql).
     let proxy = cutting_proxy(mysql_parts().2, b"FROM TableFiles");
     let meta = format!("  mode: mysql\n  mysqlUrl: mysql://{user}:{pw}@127.0.0.1:{}/{db}", proxy.port);
-    let o = dump(dir.path(), &dump_config(dir.path(), &meta, &g.tables, &dir.path().join("out"), ""));
+    let o = dump(dir.path(), &dump_config(dir.path(), &meta, &g.tables, &dir.path().join("out"), &unpacked("")));
     assert!(proxy.cut.load(Ordering::SeqCst), "{}", text(&o));
     assert_exit(
         &o,
@@ -375,7 +375,7 @@ fn s3_source_config(dir: &Path, g: &Generated, endpoint: &str, bucket: &str, sec
         "dumper:\n  worker:\n    workMode: milvus1x\nmeta:\n  mode: sqlite\n  sqliteFile: {}\nsource:\n  mode: remote\n  remote:\n\
          \x20   cloud: aws\n    endpoint: {endpoint}\n    region: us-east-1\n    bucket: {bucket}\n    ak: {}\n    sk: {secret}\n\
          \x20   useIAM: false\n    useSSL: false\n    checkBucket: false\n    tablesDir: {prefix}/tables\n\
-         target:\n  mode: local\n  local:\n    outputDir: {}\n",
+         target:\n  mode: local\n  local:\n    outputDir: {}\nmigration:\n  packSegments: false\n",
         s(&g.meta_sqlite),
         ak(),
         s(&dir.join("out")),
@@ -516,8 +516,8 @@ async fn disk_full_target_names_the_file_and_leaves_no_partial_file() {
     let disk = dir.path().join("disk");
     let _mounted = Tmpfs::mount(&disk, "256k");
     let out = disk.join("out");
-    let cfg = dump_config(dir.path(), &format!("  mode: sqlite\n  sqliteFile: {}", s(&g.meta_sqlite)), &g.tables, &out, "");
-    // One segment at a time, so the first one completes before the disk fills.
+    // Segments alone (not packed), one at a time, so the first one completes before the disk fills.
+    let cfg = dump_config(dir.path(), &format!("  mode: sqlite\n  sqliteFile: {}", s(&g.meta_sqlite)), &g.tables, &out, &unpacked(""));
     std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap().replacen("limit: 2", "limit: 1", 1)).unwrap();
     let o = dump(dir.path(), &cfg);
     assert_exit(

@@ -38,6 +38,7 @@ async fn meta_paths_with_dotdot_or_absolute_are_refused() {
     std::fs::write(dir.path().join("x"), b"outside").unwrap();
     let cwd = dir.path().join("cwd");
     std::fs::create_dir(&cwd).unwrap();
+    // Segments alone (not packed): each is refused or written on its own.
     let cfg = sqlite_config(dir.path(), &g, "");
     let before = snapshot(dir.path(), &["cwd/", "out/"]);
     let o = run(&cwd, &["dump", "--config", s(&cfg)]);
@@ -82,6 +83,7 @@ async fn output_paths_outside_the_output_dir_are_refused() {
     std::fs::rename(g.tables.join("c"), g.tables.join("1234")).unwrap();
     let cwd = dir.path().join("cwd");
     std::fs::create_dir(&cwd).unwrap();
+    // Segments alone (not packed): each is refused or written on its own.
     let cfg = sqlite_config(dir.path(), &g, "");
     let before = snapshot(dir.path(), &["cwd/", "out/"]);
     let o = run(&cwd, &["dump", "--config", s(&cfg)]);

@@ -56,6 +56,7 @@ pub fn dump_options(s: &Settings) -> engine::DumpOptions {
             BadData::Reject => engine::BadData::Reject,
         },
         keep_last: s.keep_last,
+        pack: s.pack_segments,
     }
 }
 
@@ -153,9 +154,12 @@ pub async fn run_before_load(s: &Settings, rec: &Recorder) -> Result<(), Failure
 
 /// What identifies a dump plan for its workers: every unit and the options that shape output.
 fn plan_hash(plan: &engine::DumpPlan, opts: &engine::DumpOptions) -> u64 {
-    let mut text = format!("{}|{}|{}|{:?}|{}\n", opts.id_field, opts.vector_field, opts.max_group_bytes, opts.bad_data, opts.keep_last);
+    let mut text = format!("{}|{}|{}|{:?}|{}|{}\n", opts.id_field, opts.vector_field, opts.max_group_bytes, opts.bad_data, opts.keep_last, opts.pack);
     for u in &plan.units {
         text.push_str(&format!("{}|{}|{}|{}|{}|{}|{:?}\n", u.collection, u.table_id, u.segment_id, u.rows, u.file_size, u.output_dir, u.drop_rows));
+    }
+    for p in &plan.packs {
+        text.push_str(&format!("{}|{:?}\n", p.output_dir, p.units));
     }
     workers::fnv1a(&text)
 }
@@ -211,36 +215,47 @@ async fn dump_all(s: &Settings, rec: &Recorder, wait_for_others: bool) -> Result
         }
     }
 
-    // This process's units: all of them, or its share less what is recorded as done.
-    let mut done: Vec<Option<engine::SegmentReport>> = vec![None; plan.units.len()];
+    // This process's units of work: all of them, or its share less what is recorded as done.
+    let items = work_items(&plan);
+    let mut done = Done { units: vec![None; plan.units.len()], packs: vec![None; plan.packs.len()] };
     let mut todo = Vec::new();
-    for k in 0..plan.units.len() {
+    for (i, item) in items.iter().enumerate() {
         match (&work, s.share) {
-            (Some(w), Some(share)) if share.takes(k) => match w.get(&unit_record(k)).await.map_err(run_err)? {
-                Some(v) => done[k] = Some(workers::report_from(&v).ok_or_else(|| Failure::Run(anyhow::anyhow!("{} is not a segment report", unit_record(k))))?),
-                None => todo.push(k),
+            (Some(w), Some(share)) if share.takes(i) => match w.get(&item.record()).await.map_err(run_err)? {
+                Some(v) => done.take(&plan, *item, &v).ok_or_else(|| Failure::Run(anyhow::anyhow!("{} is not a dump report", item.record())))?,
+                None => todo.push(*item),
             },
             (Some(_), _) => {}
-            (None, _) => todo.push(k),
+            (None, _) => todo.push(*item),
         }
     }
-    let total: u64 = todo.iter().map(|&k| plan.units[k].file_size).sum();
+    let total: u64 = todo.iter().flat_map(|item| item.units(&plan)).map(|k| plan.units[k].file_size).sum();
     let progress = Progress::start(total, "dump");
-    let results: Vec<_> = futures::stream::iter(todo.iter().map(|&k| (k, &plan.units[k])))
-        .map(|(k, u)| {
-            let caps = Caps { unit: unit_name(u), progress: Some(progress.clone()), ..base.clone() };
+    let results: Vec<_> = futures::stream::iter(todo.iter().copied())
+        .map(|item| {
             let sandbox = &sandbox;
-            let opts = &opts;
-            let work = &work;
+            let (opts, work, plan, base, progress) = (&opts, &work, &plan, &base, &progress);
             async move {
                 let t = Instant::now();
-                let r = sandbox.dump_segment(caps, u, opts).await.map_err(|e| e.to_string());
+                let r = match item {
+                    Item::Segment(k) => {
+                        let caps = Caps { unit: unit_name(&plan.units[k]), progress: Some(progress.clone()), ..base.clone() };
+                        sandbox.dump_segment(caps, &plan.units[k], opts).await.map(Report::Segment)
+                    }
+                    Item::Pack(p) => {
+                        let pk = &plan.packs[p];
+                        let units: Vec<engine::SegmentUnit> = pk.units.iter().map(|&k| plan.units[k as usize].clone()).collect();
+                        let caps = Caps { unit: pk.output_dir.clone(), progress: Some(progress.clone()), ..base.clone() };
+                        sandbox.dump_pack(caps, &units, &pk.output_dir, opts).await.map(Report::Pack)
+                    }
+                }
+                .map_err(|e| e.to_string());
                 // A worker records each unit it finished, for restarts and for the finalizer.
                 let r = match (r, work) {
-                    (Ok(rep), Some(w)) => w.create(&unit_record(k), &workers::report_json(&rep)).await.map(|_| rep).map_err(|e| e.to_string()),
+                    (Ok(rep), Some(w)) => w.create(&item.record(), &rep.json()).await.map(|_| rep).map_err(|e| e.to_string()),
                     (r, _) => r,
                 };
-                (k, t.elapsed(), r)
+                (item, t.elapsed(), r)
             }
         })
         .buffered(s.workers.get())
@@ -251,12 +266,11 @@ async fn dump_all(s: &Settings, rec: &Recorder, wait_for_others: bool) -> Result
     let source_root = grants.source.as_ref().map(|g| g.display.clone()).unwrap_or_default();
     let target_root = target.display.clone();
     let mut failures = Vec::new();
-    for (k, took, r) in results {
-        let u = &plan.units[k];
-        rec.segment(u, took, r.as_ref().map_err(|e| e.clone()));
+    for (item, took, r) in results {
+        record_item(rec, &plan, item, took, r.as_ref());
         match r {
-            Ok(rep) => done[k] = Some(rep),
-            Err(e) => failures.push(format!("segment {} (source {source_root}, target {target_root}): {e}", unit_name(u))),
+            Ok(rep) => done.put(&plan, item, rep),
+            Err(e) => failures.push(format!("{} (source {source_root}, target {target_root}): {e}", item.name(&plan))),
         }
     }
     rec.warnings(warnings.lock().unwrap().iter().cloned());
@@ -265,8 +279,9 @@ async fn dump_all(s: &Settings, rec: &Recorder, wait_for_others: bool) -> Result
         for f in &failures {
             eprintln!("failed: {f}");
         }
+        let what = if plan.packs.is_empty() { "segment(s)" } else { "unit(s) (segments dumped alone, and packs)" };
         return Err(Failure::Run(anyhow::anyhow!(
-            "{} of {} segment(s) failed; no manifest was written, so this dump is not complete",
+            "{} of {} {what} failed; no manifest was written, so this dump is not complete",
             failures.len(),
             todo.len()
         )));
@@ -274,26 +289,26 @@ async fn dump_all(s: &Settings, rec: &Recorder, wait_for_others: bool) -> Result
 
     if let (Some(work), Some(share)) = (&work, s.share) {
         // Every unit recorded (by any worker)? Then one worker writes the manifest.
-        for k in 0..plan.units.len() {
-            if done[k].is_none() {
-                if let Some(v) = work.get(&unit_record(k)).await.map_err(run_err)? {
-                    done[k] = workers::report_from(&v);
+        for item in &items {
+            if !done.has(*item) {
+                if let Some(v) = work.get(&item.record()).await.map_err(run_err)? {
+                    done.take(&plan, *item, &v);
                 }
             }
         }
-        let missing = done.iter().filter(|d| d.is_none()).count();
+        let missing = items.iter().filter(|item| !done.has(**item)).count();
         let own = todo.len();
         if missing > 0 || work.finalized().await? {
-            println!("{}: dumped {own} segment(s) of its share; {missing} segment(s) of other workers still to do", share.name());
+            println!("{}: dumped {own} unit(s) of its share; {missing} unit(s) of other workers still to do", share.name());
             rec.dump_done(started.elapsed(), None);
             if wait_for_others {
                 work.wait_for(FINALIZED, "the other workers' segments and the manifest").await.map_err(run_err)?;
             }
             return Ok(());
         }
-        let reports: Vec<engine::SegmentReport> = done.into_iter().map(|d| d.expect("all recorded")).collect();
+        let (reports, pack_files) = done.complete();
         let announce = "every segment is dumped; finalizing (writing the manifest)";
-        let job = finish(&sandbox, &base, &plan, &opts, &reports, rec, started, &target_root, &warnings);
+        let job = finish(&sandbox, &base, &plan, &opts, &reports, &pack_files, rec, started, &target_root, &warnings);
         if work.finalize(s.lease_ttl, share, announce, job).await? == Finalized::ByAnother {
             println!("{}: another worker is writing the manifest", share.name());
             if wait_for_others {
@@ -302,8 +317,142 @@ async fn dump_all(s: &Settings, rec: &Recorder, wait_for_others: bool) -> Result
         }
         return Ok(());
     }
-    let reports: Vec<engine::SegmentReport> = done.into_iter().map(|d| d.expect("every unit ran")).collect();
-    finish(&sandbox, &base, &plan, &opts, &reports, rec, started, &target_root, &warnings).await
+    let (reports, pack_files) = done.complete();
+    finish(&sandbox, &base, &plan, &opts, &reports, &pack_files, rec, started, &target_root, &warnings).await
+}
+
+/// A unit of work of a dump, each in an instance of its own: a segment alone, or a pack.
+#[derive(Debug, Clone, Copy)]
+enum Item {
+    /// Index into `plan.units`.
+    Segment(usize),
+    /// Index into `plan.packs`.
+    Pack(usize),
+}
+
+/// The dump's units of work in order: the segments in no pack, then the packs. A worker's
+/// share is taken by index in this list.
+fn work_items(plan: &engine::DumpPlan) -> Vec<Item> {
+    let mut packed = vec![false; plan.units.len()];
+    for p in &plan.packs {
+        for &k in &p.units {
+            packed[k as usize] = true;
+        }
+    }
+    let mut items: Vec<Item> = (0..plan.units.len()).filter(|&k| !packed[k]).map(Item::Segment).collect();
+    items.extend((0..plan.packs.len()).map(Item::Pack));
+    items
+}
+
+impl Item {
+    /// Its record among the workers' progress.
+    fn record(self) -> String {
+        match self {
+            Item::Segment(k) => unit_record(k),
+            Item::Pack(p) => format!("pack-{p:06}.json"),
+        }
+    }
+
+    fn units(self, plan: &engine::DumpPlan) -> Vec<usize> {
+        match self {
+            Item::Segment(k) => vec![k],
+            Item::Pack(p) => plan.packs[p].units.iter().map(|&k| k as usize).collect(),
+        }
+    }
+
+    fn name(self, plan: &engine::DumpPlan) -> String {
+        match self {
+            Item::Segment(k) => format!("segment {}", unit_name(&plan.units[k])),
+            Item::Pack(p) => format!("pack {} ({} segments)", plan.packs[p].output_dir, plan.packs[p].units.len()),
+        }
+    }
+}
+
+/// What a unit of work returned.
+enum Report {
+    Segment(engine::SegmentReport),
+    Pack(engine::PackReport),
+}
+
+impl Report {
+    fn json(&self) -> serde_json::Value {
+        match self {
+            Report::Segment(r) => workers::report_json(r),
+            Report::Pack(r) => workers::pack_report_json(r),
+        }
+    }
+}
+
+/// The reports gathered so far: per segment, and each pack's files.
+struct Done {
+    units: Vec<Option<engine::SegmentReport>>,
+    packs: Vec<Option<Vec<crate::bindings::blob_store::Written>>>,
+}
+
+impl Done {
+    fn put(&mut self, plan: &engine::DumpPlan, item: Item, r: Report) {
+        match (item, r) {
+            (Item::Segment(k), Report::Segment(r)) => self.units[k] = Some(r),
+            (Item::Pack(p), Report::Pack(r)) => {
+                for (&k, s) in plan.packs[p].units.iter().zip(r.segments) {
+                    self.units[k as usize] = Some(s);
+                }
+                self.packs[p] = Some(r.files);
+            }
+            _ => unreachable!("a unit of work returns its own kind of report"),
+        }
+    }
+
+    /// Takes a worker's record of `item`; None when it is not one.
+    fn take(&mut self, plan: &engine::DumpPlan, item: Item, v: &serde_json::Value) -> Option<()> {
+        let r = match item {
+            Item::Segment(_) => Report::Segment(workers::report_from(v)?),
+            Item::Pack(p) => {
+                let r = workers::pack_report_from(v)?;
+                if r.segments.len() != plan.packs[p].units.len() {
+                    return None;
+                }
+                Report::Pack(r)
+            }
+        };
+        self.put(plan, item, r);
+        Some(())
+    }
+
+    fn has(&self, item: Item) -> bool {
+        match item {
+            Item::Segment(k) => self.units[k].is_some(),
+            Item::Pack(p) => self.packs[p].is_some(),
+        }
+    }
+
+    /// Every report, once all units are done.
+    fn complete(self) -> (Vec<engine::SegmentReport>, Vec<Vec<crate::bindings::blob_store::Written>>) {
+        (
+            self.units.into_iter().map(|d| d.expect("every unit is done")).collect(),
+            self.packs.into_iter().map(|d| d.expect("every pack is done")).collect(),
+        )
+    }
+}
+
+/// Puts a unit of work's outcome into the run report, segment by segment (a pack's time goes
+/// to its first segment, so the partition's total stays right).
+fn record_item(rec: &Recorder, plan: &engine::DumpPlan, item: Item, took: std::time::Duration, r: Result<&Report, &String>) {
+    match (item, r) {
+        (Item::Segment(k), Ok(Report::Segment(rep))) => rec.segment(&plan.units[k], took, Ok(rep)),
+        (Item::Pack(p), Ok(Report::Pack(rep))) => {
+            for (i, (&k, s)) in plan.packs[p].units.iter().zip(&rep.segments).enumerate() {
+                rec.segment(&plan.units[k as usize], if i == 0 { took } else { Default::default() }, Ok(s));
+            }
+        }
+        (item, Err(e)) => {
+            for (i, k) in item.units(plan).into_iter().enumerate() {
+                let e = if i == 0 { e.clone() } else { format!("in {}, which failed", item.name(plan)) };
+                rec.segment(&plan.units[k], if i == 0 { took } else { Default::default() }, Err(e));
+            }
+        }
+        _ => unreachable!("a unit of work returns its own kind of report"),
+    }
 }
 
 fn unit_record(k: usize) -> String {
@@ -318,6 +467,7 @@ async fn finish(
     plan: &engine::DumpPlan,
     opts: &engine::DumpOptions,
     reports: &[engine::SegmentReport],
+    pack_files: &[Vec<crate::bindings::blob_store::Written>],
     rec: &Recorder,
     started: Instant,
     target: &str,
@@ -325,7 +475,7 @@ async fn finish(
 ) -> Result<(), Failure> {
     let manifest_caps = Caps { unit: "manifest".into(), ..base.clone() };
     let manifest = sandbox
-        .write_manifest(manifest_caps, plan, opts, reports)
+        .write_manifest(manifest_caps, plan, opts, reports, pack_files)
         .await
         .map_err(|e| Failure::Run(anyhow::anyhow!("writing the manifest failed: {e}")))?;
     rec.dump_done(started.elapsed(), Some(format!("{target}/{}", manifest.path)));
@@ -334,12 +484,17 @@ async fn finish(
     let rows: u64 = reports.iter().map(|r| r.rows_out).sum();
     let deleted: u64 = reports.iter().map(|r| r.deleted).sum();
     let bytes_in: u64 = reports.iter().map(|r| r.bytes_in).sum();
-    let files: usize = reports.iter().map(|r| r.files.len()).sum();
+    let files: usize = reports.iter().map(|r| r.files.len()).sum::<usize>() + pack_files.iter().map(Vec::len).sum::<usize>();
     let dropped: usize = reports.iter().map(|r| r.dropped_rows.len()).sum();
     let dropped = if dropped > 0 { format!(", {dropped} bad rows dropped (migration.badData)") } else { String::new() };
     println!(
-        "dumped {rows} rows ({deleted} deleted rows left out{dropped}) from {} segment(s) into {files} npy file(s) in {:.2}s, {:.1} MB/s",
+        "dumped {rows} rows ({deleted} deleted rows left out{dropped}) from {} segment(s){} into {files} npy file(s) in {:.2}s, {:.1} MB/s",
         reports.len(),
+        if plan.packs.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} of them packed into {} pack(s))", plan.packs.iter().map(|p| p.units.len()).sum::<usize>(), plan.packs.len())
+        },
         secs,
         bytes_in as f64 / 1e6 / secs.max(1e-9)
     );

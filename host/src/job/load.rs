@@ -89,8 +89,8 @@ pub async fn run(s: &Settings, verify_after: bool, rec: &Recorder) -> Result<(),
     }
 }
 
-/// A worker's part of a load: the file groups of the segments whose index in the plan is its
-/// share (all groups of a segment go to one worker: they share a journal entry), imported
+/// A worker's part of a load: the file groups of the dump units (segments or packs) whose index
+/// in the plan is its share (all groups of a unit go to one worker: they share journal entries), imported
 /// without index or load; then the one worker that sees every share done runs the whole load
 /// (which imports nothing again), with index, load and verify.
 async fn load_share(s: &Settings, share: Share, verify_after: bool, rec: &Recorder) -> Result<(), Failure> {
@@ -108,15 +108,15 @@ async fn load_share(s: &Settings, share: Share, verify_after: bool, rec: &Record
         return Ok(());
     }
     let (_, in_flight) = concurrency(s.loader_workers.get(), 1);
-    // Each segment's index in the plan, in order of first appearance.
-    let mut segments: std::collections::HashMap<(String, String, String), usize> = std::collections::HashMap::new();
+    // Each dump unit's index in the plan, in order of first appearance.
+    let mut units: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
     let mut failed = Vec::new();
     for c in &plan.collections {
         let mut mine = engine::CollectionLoad { index: None, load_after: false, imports_in_flight: in_flight, ..c.clone() };
         for p in &mut mine.partitions {
             p.groups.retain(|g| {
-                let next = segments.len();
-                let k = *segments.entry((c.name.clone(), p.table_id.clone(), g.segment_id.clone())).or_insert(next);
+                let next = units.len();
+                let k = *units.entry((c.name.clone(), g.unit_dir.clone())).or_insert(next);
                 share.takes(k)
             });
         }

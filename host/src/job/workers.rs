@@ -7,6 +7,7 @@
 //! ```text
 //! started.json          the first worker of this plan removed the previous manifest (dump)
 //! unit-000017.json      unit 17 is dumped (its segment report, for the manifest)
+//! pack-000002.json      pack 2 is dumped (its segments' reports and its files)
 //! worker-2-of-3.json    worker 2 imported its share (load)
 //! finalize/             a lease: the one worker that writes the manifest, or builds the
 //!                       indexes, loads and verifies, once every unit is done
@@ -178,6 +179,21 @@ pub fn report_json(r: &engine::SegmentReport) -> Value {
         "ignoredDeletes": r.ignored_deletes,
         "rejects": r.rejects.as_ref().map(written_json),
         "duplicatesDropped": r.duplicates_dropped,
+    })
+}
+
+/// A pack's report as a record.
+pub fn pack_report_json(r: &engine::PackReport) -> Value {
+    json!({
+        "segments": r.segments.iter().map(report_json).collect::<Vec<_>>(),
+        "files": r.files.iter().map(written_json).collect::<Vec<_>>(),
+    })
+}
+
+pub fn pack_report_from(v: &Value) -> Option<engine::PackReport> {
+    Some(engine::PackReport {
+        segments: v["segments"].as_array()?.iter().map(report_from).collect::<Option<Vec<_>>>()?,
+        files: v["files"].as_array()?.iter().map(written_from).collect::<Option<Vec<_>>>()?,
     })
 }
 

@@ -57,8 +57,18 @@ pub async fn sql(db: &Path, statements: &[&str]) {
 }
 
 /// A migration.yaml for a local dump of `g` into `dir/out`, read from meta.sqlite.
+/// A dump config whose segments are dumped alone (`packSegments: false`): these tests look at
+/// each segment's own output and failure. `extra` may hold a `migration:` section of its own.
 pub fn sqlite_config(dir: &Path, g: &Generated, extra: &str) -> PathBuf {
-    dump_config(dir, &format!("  mode: sqlite\n  sqliteFile: {}", s(&g.meta_sqlite)), &g.tables, &dir.join("out"), extra)
+    dump_config(dir, &format!("  mode: sqlite\n  sqliteFile: {}", s(&g.meta_sqlite)), &g.tables, &dir.join("out"), &unpacked(extra))
+}
+
+/// `extra` with `migration.packSegments: false`.
+pub fn unpacked(extra: &str) -> String {
+    match extra.strip_prefix("migration:\n") {
+        Some(rest) => format!("migration:\n  packSegments: false\n{rest}"),
+        None => format!("migration:\n  packSegments: false\n{extra}"),
+    }
 }
 
 pub fn dump(dir: &Path, cfg: &Path) -> Output {
