@@ -69,6 +69,19 @@ impl wit::Guest for Component {
         Ok(manifest::write_manifest(&Imports, &plan.into(), &options.into(), &reports, &pack_files)?.into())
     }
 
+    fn plan_early_load(
+        plan: wit::DumpPlan,
+        dump_options: wit::DumpOptions,
+        reports: Vec<Option<wit::SegmentReport>>,
+        pack_files: Vec<Option<Vec<wit::Written>>>,
+        load_options: wit::LoadOptions,
+    ) -> Result<wit::LoadPlan, types::Error> {
+        let reports: Vec<Option<dump::SegmentReport>> = reports.into_iter().map(|r| r.map(Into::into)).collect();
+        let pack_files: Vec<Option<Vec<io::Written>>> = pack_files.into_iter().map(|f| f.map(|f| f.into_iter().map(Into::into).collect())).collect();
+        let plan = load::plan_early_load(&Imports, &plan.into(), &dump_options.into(), &reports, &pack_files, &load_options.into())?;
+        Ok(plan.into())
+    }
+
     fn plan_load(options: wit::LoadOptions) -> Result<wit::LoadPlan, types::Error> {
         let plan = load::plan_load(&Imports, &Imports, &options.into())?;
         Ok(plan.into())

@@ -8,7 +8,10 @@ use crate::imports::Run;
 use crate::io::{FieldType, IndexInfo, Level, Milvus, NewCollection, Report, Store};
 use crate::manifest::{read_manifest, CollectionEntry, Manifest};
 use crate::meta::VectorKind;
+use crate::dump::SegmentReport;
+use crate::io::Written;
 use crate::names::{self, DEFAULT_PARTITION};
+use crate::plan::{DumpOptions, DumpPlan, PackPlan};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnExists {
@@ -210,6 +213,59 @@ pub fn plan_load(store: &impl Store, milvus: &impl Milvus, opts: &LoadOptions) -
         return Err(Error::Unsupported(format!("{}. Nothing was imported.", problems.join(". "))));
     }
     Ok(plan)
+}
+
+/// The load plan of the units a dump has finished so far — `reports[k]` is set once unit k is
+/// dumped, `pack_files[p]` once pack p is — so that `migrate` can import them while the dump
+/// goes on. Checks the target as `plan_load` does; collections with nothing finished yet are
+/// left out.
+pub fn plan_early_load(
+    milvus: &impl Milvus,
+    plan: &DumpPlan,
+    dopts: &DumpOptions,
+    reports: &[Option<SegmentReport>],
+    pack_files: &[Option<Vec<Written>>],
+    opts: &LoadOptions,
+) -> Result<LoadPlan> {
+    if reports.len() != plan.units.len() || pack_files.len() != plan.packs.len() {
+        return Err(Error::Other(format!(
+            "early load needs a slot per unit and per pack: {} units, {} reports, {} packs, {} file lists",
+            plan.units.len(),
+            reports.len(),
+            plan.packs.len(),
+            pack_files.len()
+        )));
+    }
+    // The finished part of the plan, as a plan of its own.
+    let packed = plan.packed();
+    let mut done = DumpPlan { collections: plan.collections.clone(), units: vec![], packs: vec![], warnings: vec![] };
+    let (mut done_reports, mut done_files) = (Vec::new(), Vec::new());
+    for (k, r) in reports.iter().enumerate() {
+        if let (false, Some(r)) = (packed[k], r) {
+            done.units.push(plan.units[k].clone());
+            done_reports.push(r.clone());
+        }
+    }
+    for (pk, files) in plan.packs.iter().zip(pack_files) {
+        let Some(files) = files else { continue };
+        let mut members = Vec::new();
+        for &k in &pk.units {
+            let r = reports[k as usize].clone().ok_or_else(|| Error::Other(format!("pack {}: a segment without its report", pk.output_dir)))?;
+            members.push(done.units.len() as u32);
+            done.units.push(plan.units[k as usize].clone());
+            done_reports.push(r);
+        }
+        done.packs.push(PackPlan { output_dir: pk.output_dir.clone(), units: members });
+        done_files.push(files.clone());
+    }
+    let manifest = crate::manifest::build(&done, dopts, &done_reports, &done_files)?;
+    let version = Version::parse(&milvus.server_version()?);
+    let (mut load, problems) = map_collections(&manifest, Some(milvus), version, opts)?;
+    if !problems.is_empty() {
+        return Err(Error::Unsupported(format!("{}. Nothing was imported.", problems.join(". "))));
+    }
+    load.collections.retain(|c| c.partitions.iter().any(|p| !p.groups.is_empty()));
+    Ok(load)
 }
 
 /// The 2.x side of every collection of a manifest (a dump's, or one planned from the meta):

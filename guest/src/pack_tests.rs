@@ -235,3 +235,40 @@ fn a_new_packing_over_a_partial_load_is_refused() {
     assert_eq!(after, unique);
     assert!(before.iter().all(|id| after.contains(id)) && after.len() == before.len() + 40);
 }
+
+#[test]
+fn an_early_load_imports_what_is_dumped_and_the_full_load_skips_it() {
+    let (store, meta) = fragmented();
+    let opts = packing(8 * 16);
+    let mut plan = plan_dump(from_json(&meta, "m").unwrap(), &opts).unwrap();
+    let r = crate::duplicates::find_duplicates(&store, &MemReport::default(), &plan.units, &opts).unwrap();
+    for (u, drops) in plan.units.iter_mut().zip(r.drops) {
+        u.drop_rows = drops;
+    }
+    let (reports, packs) = dump_plan(&store, &MemReport::default(), &plan, &opts).unwrap();
+    let milvus = FakeMilvus { store: store.clone(), ..Default::default() };
+    // Only "big" and the first pack are done so far.
+    let big = plan.units.iter().position(|u| u.segment_id == "big").unwrap();
+    let mut early_reports: Vec<Option<crate::dump::SegmentReport>> = vec![None; plan.units.len()];
+    early_reports[big] = Some(reports[big].clone());
+    for &k in &plan.packs[0].units {
+        early_reports[k as usize] = Some(reports[k as usize].clone());
+    }
+    let mut early_files = vec![None; plan.packs.len()];
+    early_files[0] = Some(packs[0].clone());
+    let early = crate::load::plan_early_load(&milvus, &plan, &opts, &early_reports, &early_files, &opts_early()).unwrap();
+    let groups: usize = early.collections.iter().flat_map(|c| &c.partitions).map(|p| p.groups.len()).sum();
+    assert_eq!(groups, 5 + 1, "big's five parts and the first pack");
+    let r = load_collection(&store, &milvus, &MemReport::default(), &early.collections[0]).unwrap();
+    assert_eq!(r.imported, 6);
+    // The dump ends; the full load imports the rest only.
+    write_manifest(&store, &plan, &opts, &reports, &packs).unwrap();
+    let c = plan_load(&store, &milvus, &opts_early()).unwrap().collections.remove(0);
+    let r = load_collection(&store, &milvus, &MemReport::default(), &c).unwrap();
+    assert_eq!((r.skipped, r.imported as usize), (6, plan.packs.len() - 1 + 2), "d11 and x4 are alone");
+    assert_eq!(stored_ids(&milvus), expected_ids());
+}
+
+fn opts_early() -> LoadOptions {
+    LoadOptions { on_exists: crate::load::OnExists::Append, ..opts() }
+}

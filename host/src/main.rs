@@ -118,8 +118,30 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         job::export::export(db, out).await?;
                     }
                 }
-                job::dump::run_before_load(&s, &rec).await?;
-                job::load::run(&s, true, &rec).await
+                // Import while dumping (one process only: workers share units across machines).
+                let early = if s.share.is_none() {
+                    if let settings::StoreSetting::Local(out) = &s.target {
+                        std::fs::create_dir_all(out).map_err(|e| exit::Failure::Usage(anyhow::anyhow!("target.local.outputDir {}: {e}", out.display())))?;
+                    }
+                    let (sandbox, caps) = job::load::connect(&s).await?;
+                    Some(job::overlap::EarlyLoad::start(&s, sandbox, caps, &rec))
+                } else {
+                    None
+                };
+                let mut load = s.clone();
+                if let Some(out) = job::dump::run_before_load(&s, &rec, early).await? {
+                    if out.groups > 0 {
+                        println!("imported {} group(s) ({} rows) while dumping", out.groups, out.rows);
+                    }
+                    if let Some(why) = &out.stopped {
+                        println!("importing while dumping stopped: {why}");
+                    }
+                    if let Some((on_exists, collections)) = out.load_as {
+                        load.collection.on_exists = on_exists;
+                        load.collections = collections;
+                    }
+                }
+                job::load::run(&load, true, &rec).await
             }
             .await;
             reported(&rec, result, report_path)

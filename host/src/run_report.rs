@@ -114,6 +114,12 @@ pub struct Report {
 pub struct Recorder {
     inner: Arc<Mutex<Report>>,
     started: Instant,
+    /// What `migrate` imported while dumping, per 1.x collection: added to the load's counts.
+    early: Arc<Mutex<std::collections::HashMap<String, engine::LoadReport>>>,
+}
+
+fn no_imports() -> engine::LoadReport {
+    engine::LoadReport { imported: 0, skipped: 0, rows: 0, partition_rows: vec![] }
 }
 
 fn secs(d: Duration) -> f64 {
@@ -130,7 +136,7 @@ impl Recorder {
             outcome: "running".into(),
             ..Default::default()
         };
-        Recorder { inner: Arc::new(Mutex::new(report)), started: Instant::now() }
+        Recorder { inner: Arc::new(Mutex::new(report)), started: Instant::now(), early: Default::default() }
     }
 
     pub fn command(&self) -> String {
@@ -232,7 +238,34 @@ impl Recorder {
         r.collections.iter_mut().find(|x| x.name == source_name)
     }
 
+    /// File groups `migrate` imported while the dump went on (the load that follows finds them
+    /// imported already): counted as imported by this run.
+    pub fn imported_early(&self, c: &engine::CollectionLoad, l: &engine::LoadReport) {
+        let mut early = self.early.lock().unwrap();
+        let e = early.entry(c.source_name.clone()).or_insert_with(no_imports);
+        e.imported += l.imported;
+        e.rows += l.rows;
+        for (name, n) in &l.partition_rows {
+            match e.partition_rows.iter_mut().find(|(p, _)| p == name) {
+                Some((_, m)) => *m += n,
+                None => e.partition_rows.push((name.clone(), *n)),
+            }
+        }
+    }
+
     pub fn loaded(&self, c: &engine::CollectionLoad, took: Duration, result: Result<&engine::LoadReport, String>) {
+        let early = self.early.lock().unwrap().get(&c.source_name).cloned().unwrap_or_else(no_imports);
+        let result = result.map(|l| engine::LoadReport {
+            imported: l.imported + early.imported,
+            skipped: l.skipped.saturating_sub(early.imported),
+            rows: l.rows + early.rows,
+            partition_rows: l
+                .partition_rows
+                .iter()
+                .map(|(name, n)| (name.clone(), n + early.partition_rows.iter().find(|(p, _)| p == name).map_or(0, |(_, m)| *m)))
+                .collect(),
+        });
+        let result = result.as_ref().map_err(Clone::clone);
         self.with(|r| {
             let Some(col) = Self::collection(r, &c.source_name) else { return };
             col.load_seconds = Some(secs(took));

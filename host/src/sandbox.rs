@@ -269,6 +269,20 @@ impl Sandbox {
         self.outcome(r, &err)
     }
 
+    pub async fn plan_early_load(
+        &self,
+        caps: Caps,
+        plan: &engine::DumpPlan,
+        dump_options: &engine::DumpOptions,
+        reports: &[Option<engine::SegmentReport>],
+        pack_files: &[Option<Vec<bindings::blob_store::Written>>],
+        load_options: &engine::LoadOptions,
+    ) -> Result<engine::LoadPlan, UnitError> {
+        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = inst.milvus_migration_engine().call_plan_early_load(&mut store, plan, dump_options, reports, pack_files, load_options).await;
+        self.outcome(r, &err)
+    }
+
     pub async fn load_collection(&self, caps: Caps, c: &engine::CollectionLoad) -> Result<engine::LoadReport, UnitError> {
         let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
         let r = inst.milvus_migration_engine().call_load_collection(&mut store, c).await;

@@ -4,6 +4,7 @@
 
 pub mod expect;
 pub mod generate;
+pub mod interrupt;
 pub mod milvus_env;
 pub mod npy;
 pub mod samples;

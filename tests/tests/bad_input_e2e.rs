@@ -172,7 +172,7 @@ async fn configuration_errors_exit_2_and_name_the_key() {
     let o = dump(dir.path(), &g, "migration:\n  sandbox:\n    memoryMB: 64\n");
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown field `memoryMB`"), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("line 22"), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("line 23"), "{}", text(&o));
 
     let cfg = dump_config(dir.path(), "  mode: mysql\n  mysqlUrl: root:x@tcp(127.0.0.1:notaport)/milvus", &g.tables, &dir.path().join("out"), "");
     let o = run(dir.path(), &["dump", "--config", s(&cfg)]);
@@ -219,7 +219,7 @@ async fn sandbox_limits_stop_the_unit_with_a_clear_error() {
         &format!("  mode: sqlite\n  sqliteFile: {}", s(&big.meta_sqlite)),
         &big.tables,
         &out,
-        "migration:\n  sandbox:\n    memoryMiB: 16\n",
+        "migration:\n  packSegments: false\n  sandbox:\n    memoryMiB: 16\n",
     );
     let yaml = std::fs::read_to_string(&cfg).unwrap().replacen("bufferSize: 1024", "bufferSize: 16384", 1);
     std::fs::write(&cfg, yaml).unwrap();

@@ -542,7 +542,8 @@ async fn disk_full_target_names_the_file_and_leaves_no_partial_file() {
 async fn yaml_syntax_errors_name_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let g = install(dir.path()).await;
-    let cfg = sqlite_config(dir.path(), &g, "");
+    // Without a migration: section, so each case can add one.
+    let cfg = dump_config(dir.path(), &format!("  mode: sqlite\n  sqliteFile: {}", s(&g.meta_sqlite)), &g.tables, &dir.path().join("out"), "");
     let good = std::fs::read_to_string(&cfg).unwrap();
 
     // Line 4 indented by 3 spaces instead of 4.
@@ -566,7 +567,8 @@ async fn yaml_syntax_errors_name_the_line() {
 async fn unknown_and_mistyped_keys_name_key_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let g = install(dir.path()).await;
-    let cfg = sqlite_config(dir.path(), &g, "");
+    // Without a migration: section, so each case can add one.
+    let cfg = dump_config(dir.path(), &format!("  mode: sqlite\n  sqliteFile: {}", s(&g.meta_sqlite)), &g.tables, &dir.path().join("out"), "");
     let good = std::fs::read_to_string(&cfg).unwrap();
     let cases = [
         (good.replacen("tablesDir:", "tableDir:", 1), "source.local: unknown field `tableDir`, expected `tablesDir` at line 15 column 5"),

@@ -133,6 +133,9 @@ fn restate_in_manifest(env: &Env, file: &Path) {
 async fn an_import_the_server_fails_is_reported_and_retried_once_fixed() {
     let name = unique("srv_fail");
     let env = setup(&spec(&name), "").await;
+    // Segments alone, so another group's vectors can be swapped in.
+    let yaml = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(&env.config, format!("{yaml}migration:\n  packSegments: false\n")).unwrap();
     dump(&env);
     // Swap in another segment's vectors: the row counts of id.npy and data.npy differ.
     let dir = first_group(&env);

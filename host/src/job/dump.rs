@@ -9,6 +9,7 @@ use crate::bindings::engine;
 use crate::caps::blob_store::Grants;
 use crate::caps::meta_db::{MetaSource, MySqlSource, SqliteSource};
 use crate::stores;
+use super::overlap;
 use super::workers::{self, Finalized, Work, FINALIZED};
 use crate::exit::Failure;
 use crate::progress::Progress;
@@ -122,7 +123,9 @@ fn unit_name(u: &engine::SegmentUnit) -> String {
 }
 
 fn print_plan(plan: &engine::DumpPlan) {
-    println!("plan: {} collection(s), {} segment(s)", plan.collections.len(), plan.units.len());
+    let packed: usize = plan.packs.iter().map(|p| p.units.len()).sum();
+    let packs = if plan.packs.is_empty() { String::new() } else { format!(" ({packed} of them in {} pack(s) of small segments)", plan.packs.len()) };
+    println!("plan: {} collection(s), {} segment(s){packs}", plan.collections.len(), plan.units.len());
     for c in &plan.collections {
         let rows: u64 = c.partitions.iter().map(|p| p.rows).sum();
         let segs: u32 = c.partitions.iter().map(|p| p.segments).sum();
@@ -143,13 +146,24 @@ fn print_plan(plan: &engine::DumpPlan) {
 }
 
 pub async fn run(s: &Settings, rec: &Recorder) -> Result<(), Failure> {
-    super::leased(s, "dump", dump_all(s, rec, false)).await
+    super::leased(s, "dump", dump_all(s, rec, false, &None)).await
 }
 
 /// `dump` as the first step of `migrate`: a worker whose share is done waits for the others'
-/// (the load needs the manifest).
-pub async fn run_before_load(s: &Settings, rec: &Recorder) -> Result<(), Failure> {
-    super::leased(s, "dump", dump_all(s, rec, true)).await
+/// (the load needs the manifest). `early` hears of every finished unit, to import it at once;
+/// its imports end before the lease is released (no other run may import meanwhile).
+pub async fn run_before_load(s: &Settings, rec: &Recorder, early: Option<overlap::EarlyLoad>) -> Result<Option<overlap::Outcome>, Failure> {
+    let tx = early.as_ref().map(|e| e.sender());
+    super::leased(s, "dump", async move {
+        let dumped = dump_all(s, rec, true, &tx).await;
+        drop(tx);
+        let out = match early {
+            Some(e) => Some(e.finish().await),
+            None => None,
+        };
+        dumped.map(|_| out)
+    })
+    .await
 }
 
 /// What identifies a dump plan for its workers: every unit and the options that shape output.
@@ -164,7 +178,7 @@ fn plan_hash(plan: &engine::DumpPlan, opts: &engine::DumpOptions) -> u64 {
     workers::fnv1a(&text)
 }
 
-async fn dump_all(s: &Settings, rec: &Recorder, wait_for_others: bool) -> Result<(), Failure> {
+async fn dump_all(s: &Settings, rec: &Recorder, wait_for_others: bool, early: &overlap::Sender) -> Result<(), Failure> {
     let started = Instant::now();
     let grants = grants(s).await.map_err(Failure::Run)?;
     let meta = s.meta.as_ref().expect("dump settings carry the meta");
@@ -181,6 +195,7 @@ async fn dump_all(s: &Settings, rec: &Recorder, wait_for_others: bool) -> Result
         .map_err(|e| Failure::Run(anyhow::anyhow!("planning the dump failed: {e}")))?;
     duplicates(&sandbox, &base, &mut plan, &opts, s.limits).await?;
     print_plan(&plan);
+    overlap::send(early, || overlap::Event::Plan(plan.clone(), opts.clone()));
     rec.warnings(plan.warnings.iter().cloned());
     rec.planned_dump(&plan);
     rec.bad_data(match s.bad_data {
@@ -250,6 +265,13 @@ async fn dump_all(s: &Settings, rec: &Recorder, wait_for_others: bool) -> Result
                     }
                 }
                 .map_err(|e| e.to_string());
+                if let Ok(rep) = &r {
+                    overlap::send(early, || match (item, rep) {
+                        (Item::Segment(k), Report::Segment(r)) => overlap::Event::Segment(k, r.clone()),
+                        (Item::Pack(p), Report::Pack(r)) => overlap::Event::Pack(p, r.clone()),
+                        _ => unreachable!("a unit of work returns its own kind of report"),
+                    });
+                }
                 // A worker records each unit it finished, for restarts and for the finalizer.
                 let r = match (r, work) {
                     (Ok(rep), Some(w)) => w.create(&item.record(), &rep.json()).await.map(|_| rep).map_err(|e| e.to_string()),

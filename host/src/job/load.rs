@@ -13,8 +13,8 @@ use crate::sandbox::{Caps, Sandbox};
 use crate::settings::{IndexChoice, OnExists, Settings, StoreSetting};
 use super::workers::{self, Finalized, Share, Work};
 
-/// Connects to Milvus and plans the load; nothing is imported yet.
-async fn prepare(s: &Settings, rec: &Recorder) -> Result<(Sandbox, Caps, engine::LoadPlan), Failure> {
+/// A sandbox and capabilities connected to the target Milvus and stores.
+pub async fn connect(s: &Settings) -> Result<(Sandbox, Caps), Failure> {
     let grants = super::dump::grants(s).await.map_err(Failure::Run)?;
     let paths = match &s.target {
         StoreSetting::Local(out) => ImportPaths::Local(
@@ -27,6 +27,12 @@ async fn prepare(s: &Settings, rec: &Recorder) -> Result<(Sandbox, Caps, engine:
     println!("Milvus {} at {}, database {:?}", conn.version, m.endpoint, m.database);
     let sandbox = Sandbox::new(s.limits).map_err(Failure::Run)?;
     let caps = Caps { grants, milvus: Some(Arc::new(conn)), ..Default::default() };
+    Ok((sandbox, caps))
+}
+
+/// Connects to Milvus and plans the load; nothing is imported yet.
+async fn prepare(s: &Settings, rec: &Recorder) -> Result<(Sandbox, Caps, engine::LoadPlan), Failure> {
+    let (sandbox, caps) = connect(s).await?;
     let opts = load_options(s);
     let plan = sandbox
         .plan_load(Caps { unit: "plan".into(), ..caps.clone() }, &opts)

@@ -3,6 +3,7 @@
 pub mod dump;
 pub mod export;
 pub mod load;
+pub mod overlap;
 pub mod plan;
 pub mod workers;
 

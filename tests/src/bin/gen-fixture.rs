@@ -37,14 +37,20 @@ enum What {
         prefix: String,
         files: Vec<PathBuf>,
     },
-    /// One large float segment for the benchmark.
+    /// One large float segment for the benchmark (or the same rows in many small ones).
     Bench {
         out: PathBuf,
         #[arg(long, default_value_t = 1.0)]
         gib: f64,
+        /// Rows in all (instead of --gib).
+        #[arg(long)]
+        rows: Option<u64>,
+        /// Segments the rows are spread over (a fragmented installation).
+        #[arg(long, default_value_t = 1)]
+        segments: u64,
         #[arg(long, default_value_t = 768)]
         dim: u32,
-        /// Percent of rows deleted (spread over the segment, unsorted).
+        /// Percent of rows deleted (spread over each segment, unsorted).
         #[arg(long, default_value_t = 1.0)]
         deleted_pct: f64,
     },
@@ -87,8 +93,10 @@ async fn main() -> anyhow::Result<()> {
         What::Upload { endpoint, bucket, ak, sk, prefix, files } => return upload(&endpoint, &bucket, &ak, &sk, &prefix, &files).await,
         What::Sample { out } => (sample(), out),
         What::Spec { spec, out } => (serde_json::from_slice(&std::fs::read(&spec)?)?, out),
-        What::Bench { out, gib, dim, deleted_pct } => {
-            let rows = (gib * (1u64 << 30) as f64 / (dim as f64 * 4.0)) as u64;
+        What::Bench { out, gib, rows, segments, dim, deleted_pct } => {
+            let total = rows.unwrap_or((gib * (1u64 << 30) as f64 / (dim as f64 * 4.0)) as u64);
+            let segments = segments.max(1);
+            let rows = total / segments;
             let n_deleted = (rows as f64 * deleted_pct / 100.0) as u64;
             // Every k-th row, written in descending order (unsorted, as 1.x batches leave them).
             let step = if n_deleted == 0 { rows } else { rows / n_deleted };
@@ -100,7 +108,7 @@ async fn main() -> anyhow::Result<()> {
                 engine_type: 1,
                 index_params: "{}".into(),
                 dropped: false,
-                segments: vec![SegmentSpec { rows, deleted, ..Default::default() }],
+                segments: (0..segments).map(|_| SegmentSpec { rows, deleted: deleted.clone(), ..Default::default() }).collect(),
                 partitions: vec![],
             };
             (Spec { seed: 1, collections: vec![c] }, out)
