@@ -11,7 +11,36 @@ fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let workspace = manifest.parent().unwrap().to_path_buf();
     compile_protos(&workspace.join("proto"));
+    embed_wit(&workspace.join("wit"));
     build_guest(&workspace);
+}
+
+/// The WIT package, for `milvus-migration component --wit DIR` and the API version check: its
+/// version (from `package milvus:migration@X;`) and every file's text.
+fn embed_wit(wit: &std::path::Path) {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(wit)
+        .expect("read wit/")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wit"))
+        .collect();
+    files.sort();
+    let mut api = None;
+    let mut table = String::from("/// The WIT package: (file name, text), sorted by name.\npub const WIT_FILES: &[(&str, &str)] = &[\n");
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+        let text = std::fs::read_to_string(f).expect("read a wit file");
+        if let Some(line) = text.lines().find(|l| l.trim_start().starts_with("package ")) {
+            api = Some(line.trim().trim_start_matches("package ").trim_end_matches(';').trim().to_string());
+        }
+        table.push_str(&format!("    ({:?}, include_str!({:?})),\n", f.file_name().unwrap().to_string_lossy(), f.display().to_string()));
+    }
+    table.push_str("];\n");
+    let digest = wit.join("API-DIGEST");
+    println!("cargo:rerun-if-changed={}", digest.display());
+    table.push_str(&format!("/// The committed digest of each API version (`wit/API-DIGEST`).\n#[cfg(test)]\npub const API_DIGESTS: &str = include_str!({:?});\n", digest.display().to_string()));
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("wit_files.rs");
+    std::fs::write(out, table).expect("write wit_files.rs");
+    println!("cargo:rustc-env=COMPONENT_API={}", api.expect("wit/ declares `package milvus:migration@<version>;`"));
 }
 
 fn compile_protos(proto_dir: &std::path::Path) {

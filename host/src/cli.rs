@@ -147,8 +147,24 @@ pub enum Command {
     /// nothing blocks the migration.
     #[command(after_help = format!("{CONFIG_KEYS}\n\n{EXIT_CODES}"))]
     Plan(PlanArgs),
-    /// Print the version.
+    /// Print the version, the component API it implements and the component's SHA-256.
     Version,
+    /// Write the migration engine as a WebAssembly component, for embedding in another host.
+    ///
+    /// The bytes are exactly the component this binary runs (`version` prints their SHA-256).
+    /// With --wit, also the WIT package (`milvus:migration`) it implements; wit/README.md in the
+    /// repository is the host contract.
+    Component(ComponentArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ComponentArgs {
+    /// Where to write the component (.wasm).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Also write the WIT package (its .wit files) into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub wit: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -3,6 +3,7 @@
 mod bindings;
 mod caps;
 mod cli;
+mod component;
 mod crash;
 mod exit;
 mod job;
@@ -76,9 +77,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let report_path = cli.report.clone();
     match cli.command {
         Command::Version => {
-            println!("milvus-migration {} (component API milvus:migration@0.3.0)", env!("CARGO_PKG_VERSION"));
+            println!("milvus-migration {} (component API {}, component sha256 {})", env!("CARGO_PKG_VERSION"), component::API, component::sha256());
             Ok(())
         }
+        Command::Component(args) => component::write(&args.out, args.wit.as_deref()).map_err(Failure::Run),
         Command::Export(args) => {
             init_logging(cli.verbose, None);
             job::export::run(args).await
