@@ -7,7 +7,7 @@
 //! Memory: 8 bytes per live row (one sorted list of ids), plus the repeated ids. The host sizes
 //! the instance's memory for it.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use crate::dump::{open_segment, unit_expect, SegmentSource};
 use crate::error::{Error, Result};
@@ -98,7 +98,9 @@ pub fn find_duplicates(store: &impl Store, report: &impl Report, units: &[Segmen
     // Oldest segment first: each later copy displaces the one seen before it.
     let mut order: Vec<usize> = (0..units.len()).filter(|&k| sources[k].is_some()).collect();
     order.sort_by(|&a, &b| age(&units[a]).cmp(&age(&units[b])));
-    let mut newest: HashMap<i64, (usize, u64)> = HashMap::new();
+    // A BTreeMap, not a HashMap: std's HashMap seeds itself from the host's randomness (an import
+    // outside the world, wasi:random/insecure-seed); only the repeated ids are in it.
+    let mut newest: BTreeMap<i64, (usize, u64)> = BTreeMap::new();
     for k in order {
         let Some(src) = &sources[k] else { continue };
         let mut seen = Vec::new();

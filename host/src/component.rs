@@ -80,6 +80,31 @@ mod tests {
         }
     }
 
+    /// Every interface the shipped component imports: the four of its world, and the WASI ones
+    /// Rust's std links for stdio (wit/README.md, "WASI", lists them for embedders). A new
+    /// import fails here until the contract says what a host must give it.
+    #[test]
+    fn the_component_imports_only_what_the_contract_lists() {
+        let mut cfg = wasmtime::Config::new();
+        cfg.wasm_component_model(true);
+        let engine = wasmtime::Engine::new(&cfg).unwrap();
+        let component = wasmtime::component::Component::new(&engine, GUEST_COMPONENT).unwrap();
+        let mut imports: Vec<String> =
+            component.component_type().imports(&engine).map(|(name, _)| name.split('@').next().unwrap().to_string()).collect();
+        imports.sort();
+        let world = ["milvus:migration/blob-store", "milvus:migration/meta-db", "milvus:migration/milvus", "milvus:migration/report", "milvus:migration/types"];
+        let (ours, wasi): (Vec<String>, Vec<String>) = imports.into_iter().partition(|i| i.starts_with("milvus:migration/"));
+        assert_eq!(ours, world);
+        eprintln!("WASI imports: {wasi:?}");
+        let contract = include_str!("../../wit/README.md");
+        for w in &wasi {
+            let short = w.trim_start_matches("wasi:");
+            assert!(contract.contains(&format!("`{short}`")), "the component imports {w}, which wit/README.md does not list");
+        }
+        assert!(!wasi.iter().any(|w| w.contains("random")), "nothing seeds from the host's randomness: {wasi:?}");
+        eprintln!("WASI imports: {wasi:?}");
+    }
+
     #[test]
     fn the_embedded_component_is_a_component_and_hashes_stably() {
         assert_eq!(&GUEST_COMPONENT[..4], b"\0asm");
