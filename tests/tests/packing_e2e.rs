@@ -1,9 +1,9 @@
 //! A fragmented installation against the real Milvus 2.3.5: 320 small segments across three
 //! partitions, with deletions, a NaN row under `badData: reject` and an id repeated across
 //! segments under `duplicateIds: keep-last`. `migrate` packs the segments, so it imports a
-//! handful of file groups instead of 320, and every live row lands exactly once — also when the
-//! run is killed at seeded moments and named steps and run again (pymilvus checks every id once
-//! and the stored entities).
+//! handful of file groups instead of 320, imported while it dumps, and every live row lands
+//! exactly once — also when dump, load or migrate is killed at seeded moments and named steps
+//! and run again (pymilvus checks every id once and the stored entities).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -173,4 +173,15 @@ async fn a_fragmented_installation_migrates_in_few_imports_exactly_once_even_whe
         check(&env, &a, &ids);
     }
     assert!(killed >= kills.len() - 2, "only {killed} of {} runs were interrupted", kills.len());
+
+    // `migrate` killed while it imports during the dump (right after Milvus took the first
+    // import, and while polling it), then run again: still every row once.
+    for (k, point) in ["import-submitted:1", "import-polled:1"].into_iter().enumerate() {
+        eprintln!("migrate killed at {point}");
+        let a = attempt(&env, 50 + k, "frag", POLICY);
+        run_killed_at(&env, &a, "migrate", point);
+        let o = finish(spawn(&env, &a, "migrate", None), &format!("migrate after a kill at {point}"));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("verified"), "{point}:\n{}", text(&o));
+        check(&env, &a, &ids);
+    }
 }
