@@ -257,6 +257,10 @@ impl<S: Store> Prepared<'_, '_, S> {
     fn live(&self) -> u64 {
         self.rows - self.gone.count()
     }
+
+    fn row_bytes(&self) -> u64 {
+        self.unit.vector.row_bytes(self.unit.dim).unwrap_or(1)
+    }
 }
 
 fn unit_where(unit: &SegmentUnit) -> String {
@@ -576,7 +580,7 @@ fn write_live<S: Store>(
         return Ok(Ok(vec![]));
     }
     let first = preps[0].unit;
-    let mut out = GroupWriter::start(store, FileGroups::new(live, preps[0].rows_bytes(), opts.max_group_bytes, dir), first, opts)?;
+    let mut out = GroupWriter::start(store, FileGroups::new(live, preps[0].row_bytes(), opts.max_group_bytes, dir), first, opts)?;
     for (m, p) in preps.iter().enumerate() {
         let src = open_unit(store, &Quiet(report), p.unit, opts)?;
         if let Err(bad) = out.stream(report, &src, &p.gone, p.unit.vector == VectorKind::Float)? {
@@ -585,12 +589,6 @@ fn write_live<S: Store>(
         }
     }
     Ok(Ok(out.finish()?))
-}
-
-impl<S: Store> Prepared<'_, '_, S> {
-    fn rows_bytes(&self) -> u64 {
-        self.unit.vector.row_bytes(self.unit.dim).unwrap_or(1)
-    }
 }
 
 /// The npy files of a stream of live rows cut into file groups: the group being written, and

@@ -105,8 +105,6 @@ async fn run(s: &Settings, sandbox: &Sandbox, caps: &Caps, rec: Recorder, mut rx
         _ => out.load_as = Some((OnExists::Append, s.collections.clone())),
     }
     opts.on_exists = engine::OnExists::Append;
-    let mut reports: Vec<Option<engine::SegmentReport>> = vec![None; plan.units.len()];
-    let mut pack_files: Vec<Option<Vec<blob_store::Written>>> = vec![None; plan.packs.len()];
     while let Some(first) = rx.recv().await {
         // What finished since the last round: this event and any queued behind it.
         let mut new_reports: Vec<Option<engine::SegmentReport>> = vec![None; plan.units.len()];
@@ -124,16 +122,6 @@ async fn run(s: &Settings, sandbox: &Sandbox, caps: &Caps, rec: Recorder, mut rx
                 Event::Plan(..) => {}
             }
             next = rx.try_recv().ok();
-        }
-        for (k, r) in new_reports.iter().enumerate() {
-            if r.is_some() {
-                reports[k] = r.clone();
-            }
-        }
-        for (p, f) in new_files.iter().enumerate() {
-            if f.is_some() {
-                pack_files[p] = f.clone();
-            }
         }
         if out.stopped.is_some() {
             continue;
