@@ -1,5 +1,6 @@
 //! The WIT adapter: converts between generated types and the engine's own, and implements the
 //! engine's IO traits over the imports. No logic lives here.
+use crate::prelude::*;
 
 wit_bindgen::generate!({ world: "migrator", path: "../wit" });
 
@@ -17,6 +18,47 @@ use crate::{dump, duplicates, load, manifest, preflight, verify};
 
 struct Component;
 export!(Component);
+
+// memcpy, memcmp and friends: std gets them from wasi-libc; so do we. They are plain functions
+// that import nothing.
+#[link(name = "c")]
+unsafe extern "C" {}
+
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
+/// The canonical ABI's allocator, over ours. Written here because on wasm32-wasip2 wit-bindgen
+/// leaves it to wasi-libc, whose `malloc` is not the allocator that later frees what the host
+/// passed in (strings and lists become our `String`s and `Vec`s).
+#[unsafe(no_mangle)]
+unsafe extern "C" fn cabi_realloc(old: *mut u8, old_len: usize, align: usize, new_len: usize) -> *mut u8 {
+    use alloc::alloc::{alloc, handle_alloc_error, realloc, Layout};
+    let ptr = unsafe {
+        if old_len == 0 {
+            if new_len == 0 {
+                return align as *mut u8;
+            }
+            alloc(Layout::from_size_align_unchecked(new_len, align))
+        } else {
+            realloc(old, Layout::from_size_align_unchecked(old_len, align), new_len)
+        }
+    };
+    if ptr.is_null() {
+        handle_alloc_error(unsafe { Layout::from_size_align_unchecked(new_len, align) });
+    }
+    ptr
+}
+
+/// A panic is a bug: say so through `report.log` (hosts need not capture anything else), then
+/// trap. A panic while reporting one (say, out of memory again) traps at once.
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    static PANICKING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if !PANICKING.swap(true, core::sync::atomic::Ordering::Relaxed) {
+        report::log(report::Level::Error, &format!("engine panic (a bug, please report it): {info}"));
+    }
+    core::arch::wasm32::unreachable()
+}
 
 impl wit::Guest for Component {
     fn export_meta() -> Result<String, types::Error> {

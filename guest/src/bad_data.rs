@@ -3,6 +3,7 @@
 //! the row and counts it; `reject` drops it and also writes it, with the reason, to
 //! `_rejects/<segment dir>.jsonl` in the target store (one JSON object a line, like pgloader's
 //! reject files), so nothing is lost without a trace.
+use crate::prelude::*;
 
 use serde_json::{json, Value};
 

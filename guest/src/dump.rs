@@ -4,8 +4,9 @@
 //! each other and the file sizes, read `deleted_docs` into a bitset, then, knowing the number
 //! of live rows, write both npy headers and stream `.rv` and `.uid` in step, chunk by chunk,
 //! dropping deleted rows in place. Memory: one chunk of each file plus one bit per row.
+use crate::prelude::*;
 
-use std::cell::Cell;
+use core::cell::Cell;
 
 use crate::bad_data::{first_non_finite, float_name, Dropped, Kind, Policy, Rejects};
 use crate::error::{Error, Result};
@@ -338,7 +339,7 @@ impl<R: Report> Report for Quiet<'_, R> {
 
 /// Converts one segment into its own file group(s) under `unit.output_dir`.
 pub fn dump_segment<S: Store>(store: &S, report: &impl Report, unit: &SegmentUnit, opts: &DumpOptions) -> Result<SegmentReport> {
-    let (mut reports, files) = dump_units(store, report, std::slice::from_ref(unit), &unit.output_dir, opts)?;
+    let (mut reports, files) = dump_units(store, report, core::slice::from_ref(unit), &unit.output_dir, opts)?;
     let mut r = reports.pop().expect("one report per unit");
     r.files = files;
     Ok(r)
@@ -446,7 +447,7 @@ fn dump_units<S: Store>(store: &S, report: &impl Report, units: &[SegmentUnit], 
             rows_out: live,
             bytes_in: p.bytes_in,
             files: vec![],
-            dropped_rows: std::mem::take(&mut p.dropped_rows),
+            dropped_rows: core::mem::take(&mut p.dropped_rows),
             ignored_deletes: p.rejects.deletes,
             duplicates_dropped: p.rejects.duplicates,
             rejects: p.rejects.finish()?,
@@ -569,7 +570,7 @@ fn write_live<S: Store>(
     preps: &[Prepared<'_, '_, S>],
     dir: &str,
     opts: &DumpOptions,
-) -> Result<std::result::Result<Vec<Written>, (usize, BadRow)>> {
+) -> Result<core::result::Result<Vec<Written>, (usize, BadRow)>> {
     let live: u64 = preps.iter().map(Prepared::live).sum();
     if live == 0 {
         let bytes: u64 = preps.iter().map(|p| p.bytes_in).sum();
@@ -638,7 +639,7 @@ impl<'a, S: Store> GroupWriter<'a, S> {
         if self.in_part == self.groups.rows(self.part) && self.part + 1 < self.groups.count {
             let next = Self::open(self.store, &self.groups, self.part + 1, self.vector, self.dim, self.row_bytes, self.opts)?;
             // Vectors first, ids last: a reader that finds id.npy knows its sibling is complete.
-            let (v, i) = std::mem::replace(&mut self.out, next);
+            let (v, i) = core::mem::replace(&mut self.out, next);
             self.files.push(v.finish()?);
             self.files.push(i.finish()?);
             (self.part, self.in_part) = (self.part + 1, 0);
@@ -648,7 +649,7 @@ impl<'a, S: Store> GroupWriter<'a, S> {
 
     /// Streams the live rows (not in `gone`) of one segment, `.rv` and `.uid` in step, chunk by
     /// chunk; `check` looks for non-finite floats.
-    fn stream(&mut self, report: &impl Report, src: &SegmentSource<S::R>, gone: &DeletedSet, check: bool) -> Result<std::result::Result<(), BadRow>> {
+    fn stream(&mut self, report: &impl Report, src: &SegmentSource<S::R>, gone: &DeletedSet, check: bool) -> Result<core::result::Result<(), BadRow>> {
         let (uid, rv, rows, row_bytes) = (&src.uid, &src.rv, src.rows, src.row_bytes);
         uid.reader.seek(8)?;
         rv.reader.seek(8)?;

@@ -1,4 +1,5 @@
 //! Unit tests of `dump.rs`: deletions, splitting, the bad-data policy, the meta's row counts.
+use crate::prelude::*;
 
 use super::*;
 use crate::io::memory::{MemReport, MemStore};
@@ -95,7 +96,7 @@ fn drops_deleted_rows_across_chunks() {
     assert_eq!(v, [1., -1., 3., -3., 4., -4., 5., -5., 6., -6., 8., -8.]);
     assert_eq!(report.rows.get(), 6);
     let header = store.get(Role::Target, "c/_default/s/data.npy").unwrap();
-    assert!(std::str::from_utf8(&header[10..70]).unwrap().contains("'shape': (6, 2), }"));
+    assert!(core::str::from_utf8(&header[10..70]).unwrap().contains("'shape': (6, 2), }"));
 }
 
 #[test]
@@ -138,7 +139,7 @@ fn large_segments_are_split_into_groups() {
         .collect();
     assert_eq!(ids, [1000, 1001, 1003, 1004, 1005, 1006, 1008, 1009]);
     let last = store.get(Role::Target, "c/_default/s/part-0002/data.npy").unwrap();
-    assert!(std::str::from_utf8(&last[10..70]).unwrap().contains("'shape': (2, 2), }"));
+    assert!(core::str::from_utf8(&last[10..70]).unwrap().contains("'shape': (2, 2), }"));
     let g = FileGroups::new(8, 8, 48, "d");
     assert_eq!((g.count, g.rows(0), g.rows(2)), (3, 3, 2));
     assert_eq!(FileGroups::new(8, 8, 0, "d").dir(0), "d");
@@ -200,7 +201,7 @@ fn binary_rows_are_dim_over_8_bytes() {
     assert_eq!(r.rows_out, 2);
     assert_eq!(body(&store, "c/_default/s/data.npy"), [0xAA, 0x01, 0xCC, 0x03]);
     let header = store.get(Role::Target, "c/_default/s/data.npy").unwrap();
-    assert!(std::str::from_utf8(&header[10..70]).unwrap().starts_with("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2), }"));
+    assert!(core::str::from_utf8(&header[10..70]).unwrap().starts_with("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2), }"));
 }
 
 fn ids_of(store: &MemStore, path: &str) -> Vec<i64> {
@@ -241,7 +242,7 @@ fn skip_and_reject_drop_non_finite_rows_on_both_copy_paths() {
         assert_eq!((r.rows_in, r.deleted, r.rows_out, r.dropped_rows.clone()), (10, 1, 7, vec![3, 7]));
         assert_eq!(ids_of(&store, "c/_default/s/id.npy"), [1000, 1001, 1002, 1004, 1006, 1008, 1009]);
         let header = store.get(Role::Target, "c/_default/s/data.npy").unwrap();
-        assert!(std::str::from_utf8(&header[10..70]).unwrap().contains("'shape': (7, 2), }"));
+        assert!(core::str::from_utf8(&header[10..70]).unwrap().contains("'shape': (7, 2), }"));
         match policy {
             Policy::Reject => {
                 let text = String::from_utf8(store.get(Role::Target, "_rejects/c/_default/s.jsonl").unwrap()).unwrap();

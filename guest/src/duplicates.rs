@@ -6,8 +6,9 @@
 //!
 //! Memory: 8 bytes per live row (one sorted list of ids), plus the repeated ids. The host sizes
 //! the instance's memory for it.
+use crate::prelude::*;
 
-use std::collections::BTreeMap;
+use alloc::collections::BTreeMap;
 
 use crate::dump::{open_segment, unit_expect, SegmentSource};
 use crate::error::{Error, Result};

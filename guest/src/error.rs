@@ -1,9 +1,10 @@
 //! The engine's error type: the same cases as the WIT `error` variant, so host errors pass
 //! through unchanged and the adapter converts one-to-one.
+use crate::prelude::*;
 
-use std::fmt;
+use core::fmt;
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub type Result<T, E = Error> = core::result::Result<T, E>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Error {
@@ -43,4 +44,4 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl core::error::Error for Error {}

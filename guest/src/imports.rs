@@ -7,8 +7,9 @@
 //! all done, all new, or the same import seen part way through being recorded (a run killed
 //! while writing the records of a pack's segments). Anything else means the dump's packing or
 //! splitting changed while rows were only partly imported, and the load stops.
+use crate::prelude::*;
 
-use std::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, VecDeque};
 
 use crate::error::{Error, Result};
 use crate::io::{ImportState, ImportTask, Level, Milvus, Report, Role, Store};

@@ -2,6 +2,7 @@
 //!
 //! Same type and parameters where 2.x has them; otherwise the closest supported choice, with a
 //! warning that says why (spec: milvus1x-format.md §3.3-3.6, milvus2x-protocol.md §9).
+use crate::prelude::*;
 
 use serde_json::{json, Map, Value};
 

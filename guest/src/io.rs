@@ -1,5 +1,6 @@
 //! The engine's view of its imports, as traits, so the pure logic runs natively in tests
 //! (with [`memory`]) and in the component (with the WIT adapter in `lib.rs`).
+use crate::prelude::*;
 
 use crate::error::{Error, Result};
 
@@ -175,9 +176,9 @@ pub mod memory {
     //! Strict where a real host would refuse: an append outside the source file, or progress
     //! that overflows, panics.
     use super::*;
-    use std::cell::{Cell, RefCell};
-    use std::collections::BTreeMap;
-    use std::rc::Rc;
+    use core::cell::{Cell, RefCell};
+    use alloc::collections::BTreeMap;
+    use alloc::rc::Rc;
 
     type Files = Rc<RefCell<BTreeMap<(u8, String), Vec<u8>>>>;
 

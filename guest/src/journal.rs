@@ -21,6 +21,7 @@
 //! An import is written three times: before it is submitted (`submitting`, the intent: a run
 //! killed right after submitting asks the server whether the task exists instead of submitting
 //! again), once the server has given the task id (`submitted`), and when the task ends.
+use crate::prelude::*;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,5 +1,6 @@
 //! Loading a dump into Milvus 2.x: plan (check the target first), then per collection create
 //! what is missing and import every file group exactly once, as the journal records.
+use crate::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::index::{map_index, IndexMode, IndexSpec, Version};
@@ -286,7 +287,7 @@ pub fn map_collections<M: Milvus>(
             problems.push(format!("rename of {from:?}: no such collection in the dump"));
         }
     }
-    let mut taken = std::collections::BTreeMap::new();
+    let mut taken = alloc::collections::BTreeMap::new();
     for c in manifest.collections.iter().filter(|c| opts.collections.is_empty() || opts.collections.contains(&c.name)) {
         let target = opts.renames.iter().find(|(from, _)| from == &c.name).map_or(c.name.clone(), |(_, to)| to.clone());
         if !names::is_valid(&target) {

@@ -1,8 +1,9 @@
 //! Load and verify against an in-memory Milvus (unit tests only; the real server is exercised by
 //! the end-to-end tests).
+use crate::prelude::*;
 
-use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use core::cell::{Cell, RefCell};
+use alloc::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::io::memory::{MemReport, MemStore};
@@ -140,7 +141,7 @@ impl Milvus for FakeMilvus {
     fn count_rows(&self, collection: &str, partition: Option<&str>) -> Result<u64> {
         let cols = self.collections.borrow();
         let parts = &cols[collection].1;
-        let ids: std::collections::BTreeSet<i64> =
+        let ids: alloc::collections::BTreeSet<i64> =
             parts.iter().filter(|(p, _)| partition.is_none_or(|x| x == p.as_str())).flat_map(|(_, r)| r.iter().map(|e| e.id)).collect();
         Ok(ids.len() as u64)
     }

@@ -1,5 +1,6 @@
 //! `manifest.json` at the target root: what a completed dump wrote, for `load` and `verify`
 //! and for anyone checking the files (rows, bytes and CRC-32C per file).
+use crate::prelude::*;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,6 +1,7 @@
 //! 2.x naming rules, and the mapping of 1.x partition tags (any characters) onto them.
+use crate::prelude::*;
 
-use std::collections::BTreeSet;
+use alloc::collections::BTreeSet;
 
 pub const DEFAULT_PARTITION: &str = "_default";
 const MAX_NAME: usize = 255;

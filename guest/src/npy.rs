@@ -4,6 +4,7 @@
 //! the 1.x files without decoding elements, so only the header is needed, and Milvus' npyio
 //! parser is positional, so the text must match numpy's exactly (key order, `, ` before `}`,
 //! the growth padding numpy >= 1.24 adds, space padding to a multiple of 64, final `\n`).
+use crate::prelude::*;
 
 /// Element types the migration writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +73,7 @@ mod tests {
         // np.save of np.zeros((1000, 128), '<f4'), numpy 2.x: 128-byte header.
         let h = header(Dtype::F4, &[1000, 128]);
         assert_eq!(h.len(), 128);
-        let text = std::str::from_utf8(&h[10..]).unwrap();
+        let text = core::str::from_utf8(&h[10..]).unwrap();
         assert!(text.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (1000, 128), }"));
         assert!(text.ends_with(" \n"));
         assert_eq!(u16::from_le_bytes([h[8], h[9]]) as usize, h.len() - 10);
@@ -81,7 +82,7 @@ mod tests {
     #[test]
     fn one_dimensional_shape_has_trailing_comma() {
         let h = header(Dtype::I8, &[7]);
-        let text = std::str::from_utf8(&h[10..]).unwrap();
+        let text = core::str::from_utf8(&h[10..]).unwrap();
         assert!(text.starts_with("{'descr': '<i8', 'fortran_order': False, 'shape': (7,), }"));
         assert_eq!(h.len() % 64, 0);
     }

@@ -1,5 +1,6 @@
 //! Packing small segments into shared file groups, end to end in memory: plan, dump, manifest,
 //! load (exactly once, also when the packing changes between runs) and verify.
+use crate::prelude::*;
 
 use super::*;
 use crate::bad_data::Policy;

@@ -15,6 +15,7 @@
 //! <collection>/<partition table_id>/<segment_id>/...   a named partition (tags may hold any
 //!                                                      character, so the numeric id names the dir)
 //! ```
+use crate::prelude::*;
 
 pub const DELETED_DOCS: &str = "deleted_docs";
 pub const MANIFEST: &str = "manifest.json";

@@ -1,4 +1,5 @@
 //! What a dump will do: one unit of work per live segment, computed before anything is written.
+use crate::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::meta::{Collection, Installation, VectorKind};
@@ -108,7 +109,7 @@ fn pack_partition(units: &[SegmentUnit], from: usize, max_group_bytes: u64, pack
             // re-dump never rewrites the files of an earlier pack under the same name.
             let (first, last) = (&units[current[0] as usize], &units[current[current.len() - 1] as usize]);
             let dir = first.output_dir.rsplit_once('/').map_or("", |d| d.0);
-            packs.push(PackPlan { output_dir: format!("{dir}/pack-{}-{}", first.segment_id, last.segment_id), units: std::mem::take(current) });
+            packs.push(PackPlan { output_dir: format!("{dir}/pack-{}-{}", first.segment_id, last.segment_id), units: core::mem::take(current) });
         }
         current.clear();
     };

@@ -1,5 +1,6 @@
 //! `plan`: everything a migration would do and every check that could stop it, computed
 //! without writing anything.
+use crate::prelude::*;
 
 use serde_json::json;
 

@@ -1,8 +1,9 @@
 //! Verifying a loaded collection against the 1.x source: exact counts per partition, vectors of
 //! sampled live rows byte for byte (read from the .rv/.uid files, not from the dump), and absence
 //! of sampled deleted rows.
+use crate::prelude::*;
 
-use std::collections::BTreeMap;
+use alloc::collections::BTreeMap;
 
 use crate::dump::{open_segment, SegmentSource};
 use crate::error::Result;
@@ -121,7 +122,7 @@ fn live_copies(store: &impl Store, report: &impl Report, c: &CollectionLoad, ids
     if ids.is_empty() {
         return Ok(out);
     }
-    let mut seen = std::collections::BTreeSet::new();
+    let mut seen = alloc::collections::BTreeSet::new();
     for p in &c.partitions {
         for g in p.groups.iter().flat_map(|g| &g.members).filter(|g| seen.insert((p.table_id.clone(), g.segment_id.clone()))) {
             let what = format!("collection {:?} partition {:?}", c.name, p.name);
@@ -177,7 +178,7 @@ pub fn verify_collection(store: &impl Store, milvus: &impl Milvus, report: &impl
         // The groups of a split segment follow each other, as do the segments of a pack: each
         // segment is opened once in a row, and its deleted rows are sampled the first time.
         let mut opened: Option<(&str, SegmentSource<_>)> = None;
-        let mut first_seen = std::collections::BTreeSet::new();
+        let mut first_seen = alloc::collections::BTreeSet::new();
         for g in &p.groups {
             let per_segment = if g.members.len() == 1 { LIVE_SAMPLES } else { PACKED_SAMPLES };
             // (segment, row, id, vector) of every sampled row of the group.

@@ -12,8 +12,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, StoreLimitsBuilder};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::bindings::{self, engine, types, Migrator, MigratorPre};
 use crate::caps::blob_store::{BlobStoreState, Grants};
@@ -28,8 +26,6 @@ pub const GUEST_COMPONENT: &[u8] = include_bytes!(env!("GUEST_COMPONENT_PATH"));
 
 /// Fuel the guest may burn between yields to the async runtime.
 const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
-/// Guest stderr kept for error messages (panics).
-const STDERR_CAPTURE: usize = 64 << 10;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -121,7 +117,7 @@ impl Sandbox {
         let engine = Engine::new(&cfg)?;
         let component = load_component(&engine)?;
         let mut linker = Linker::<HostState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        // Nothing else: the component imports exactly its world (no WASI; see guest/src/lib.rs).
         bindings::meta_db::add_to_linker::<HostState, HasSelf<MetaDbState>>(&mut linker, |s| &mut s.meta)?;
         bindings::blob_store::add_to_linker::<HostState, HasSelf<BlobStoreState>>(&mut linker, |s| &mut s.blobs)?;
         bindings::report::add_to_linker::<HostState, HasSelf<ReportState>>(&mut linker, |s| &mut s.report)?;
@@ -131,13 +127,10 @@ impl Sandbox {
     }
 
     /// A fresh instance with its own store, limits and capabilities.
-    async fn instance(&self, caps: Caps) -> anyhow::Result<(Store<HostState>, Migrator, MemoryOutputPipe)> {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+    async fn instance(&self, caps: Caps) -> anyhow::Result<(Store<HostState>, Migrator)> {
         let memory = caps.memory_bytes.unwrap_or(self.limits.memory_bytes);
         let fuel = caps.fuel.unwrap_or(self.limits.fuel);
         let state = HostState {
-            wasi: WasiCtxBuilder::new().stderr(stderr.clone()).build(),
-            wasi_table: Default::default(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(memory)
                 .instances(16)
@@ -148,21 +141,21 @@ impl Sandbox {
             meta: MetaDbState { source: caps.meta },
             blobs: BlobStoreState::new(caps.grants),
             milvus: MilvusState { conn: caps.milvus },
-            report: ReportState { unit: caps.unit, progress: caps.progress, warnings: caps.warnings },
+            report: ReportState { unit: caps.unit, progress: caps.progress, warnings: caps.warnings, error: None },
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         store.set_fuel(fuel)?;
         store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))?;
         let inst = self.pre.instantiate_async(&mut store).await?;
-        Ok((store, inst, stderr))
+        Ok((store, inst))
     }
 
     /// Turns a call's outcome into the unit's result, naming limits when one was hit.
     fn outcome<T>(
         &self,
         r: wasmtime::Result<Result<T, types::Error>>,
-        stderr: &MemoryOutputPipe,
+        store: &Store<HostState>,
     ) -> Result<T, UnitError> {
         match r {
             Ok(Ok(v)) => Ok(v),
@@ -178,15 +171,10 @@ impl Sandbox {
                     )
                 } else {
                     // The root cause (e.g. the unreachable instruction a panic ends in) and what the
-                    // engine printed (the panic message); the wasm backtrace only with -v.
+                    // engine reported before it (the panic message); the wasm backtrace only with -v.
                     tracing::debug!("engine trap: {trap:?}");
-                    let guest = String::from_utf8_lossy(&stderr.contents()).trim().to_string();
-                    let guest = guest.lines().filter(|l| !l.starts_with("note:")).collect::<Vec<_>>().join(" ");
-                    format!(
-                        "the migration engine stopped (a bug; please report it): {}{}",
-                        trap.root_cause(),
-                        if guest.is_empty() { String::new() } else { format!("; it said: {guest}") }
-                    )
+                    let said = store.data().report.error.as_deref().map(|m| format!("; it said: {m}")).unwrap_or_default();
+                    format!("the migration engine stopped (a bug; please report it): {}{said}", trap.root_cause())
                 };
                 Err(UnitError::Trap(why))
             }
@@ -194,9 +182,9 @@ impl Sandbox {
     }
 
     pub async fn export_meta(&self, caps: Caps) -> Result<String, UnitError> {
-        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
         let r = inst.milvus_migration_engine().call_export_meta(&mut store).await;
-        self.outcome(r, &err)
+        self.outcome(r, &store)
     }
 
     pub async fn plan_dump(
@@ -205,9 +193,9 @@ impl Sandbox {
         meta: &engine::MetaSource,
         opts: &engine::DumpOptions,
     ) -> Result<engine::DumpPlan, UnitError> {
-        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
         let r = inst.milvus_migration_engine().call_plan_dump(&mut store, meta, opts).await;
-        self.outcome(r, &err)
+        self.outcome(r, &store)
     }
 
     pub async fn dump_segment(
@@ -216,9 +204,9 @@ impl Sandbox {
         unit: &engine::SegmentUnit,
         opts: &engine::DumpOptions,
     ) -> Result<engine::SegmentReport, UnitError> {
-        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
         let r = inst.milvus_migration_engine().call_dump_segment(&mut store, unit, opts).await;
-        self.outcome(r, &err)
+        self.outcome(r, &store)
     }
 
     pub async fn dump_pack(
@@ -228,9 +216,9 @@ impl Sandbox {
         output_dir: &str,
         opts: &engine::DumpOptions,
     ) -> Result<engine::PackReport, UnitError> {
-        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
         let r = inst.milvus_migration_engine().call_dump_pack(&mut store, units, output_dir, opts).await;
-        self.outcome(r, &err)
+        self.outcome(r, &store)
     }
 
     pub async fn find_duplicates(
@@ -239,15 +227,15 @@ impl Sandbox {
         units: &[engine::SegmentUnit],
         opts: &engine::DumpOptions,
     ) -> Result<engine::DuplicateReport, UnitError> {
-        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
         let r = inst.milvus_migration_engine().call_find_duplicates(&mut store, units, opts).await;
-        self.outcome(r, &err)
+        self.outcome(r, &store)
     }
 
     pub async fn invalidate_manifest(&self, caps: Caps) -> Result<(), UnitError> {
-        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
         let r = inst.milvus_migration_engine().call_invalidate_manifest(&mut store).await;
-        self.outcome(r, &err)
+        self.outcome(r, &store)
     }
 
     pub async fn write_manifest(
@@ -258,15 +246,15 @@ impl Sandbox {
         reports: &[engine::SegmentReport],
         pack_files: &[Vec<bindings::blob_store::Written>],
     ) -> Result<bindings::blob_store::Written, UnitError> {
-        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
         let r = inst.milvus_migration_engine().call_write_manifest(&mut store, plan, opts, reports, pack_files).await;
-        self.outcome(r, &err)
+        self.outcome(r, &store)
     }
 
     pub async fn plan_load(&self, caps: Caps, opts: &engine::LoadOptions) -> Result<engine::LoadPlan, UnitError> {
-        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
         let r = inst.milvus_migration_engine().call_plan_load(&mut store, opts).await;
-        self.outcome(r, &err)
+        self.outcome(r, &store)
     }
 
     pub async fn plan_early_load(
@@ -278,21 +266,21 @@ impl Sandbox {
         pack_files: &[Option<Vec<bindings::blob_store::Written>>],
         load_options: &engine::LoadOptions,
     ) -> Result<engine::LoadPlan, UnitError> {
-        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
         let r = inst.milvus_migration_engine().call_plan_early_load(&mut store, plan, dump_options, reports, pack_files, load_options).await;
-        self.outcome(r, &err)
+        self.outcome(r, &store)
     }
 
     pub async fn load_collection(&self, caps: Caps, c: &engine::CollectionLoad) -> Result<engine::LoadReport, UnitError> {
-        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
         let r = inst.milvus_migration_engine().call_load_collection(&mut store, c).await;
-        self.outcome(r, &err)
+        self.outcome(r, &store)
     }
 
     pub async fn verify_collection(&self, caps: Caps, c: &engine::CollectionLoad) -> Result<engine::VerifyReport, UnitError> {
-        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
         let r = inst.milvus_migration_engine().call_verify_collection(&mut store, c).await;
-        self.outcome(r, &err)
+        self.outcome(r, &store)
     }
 
     pub async fn plan_migration(
@@ -302,14 +290,49 @@ impl Sandbox {
         dopts: &engine::DumpOptions,
         lopts: &engine::LoadOptions,
     ) -> Result<engine::MigrationPlan, UnitError> {
-        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
         let r = inst.milvus_migration_engine().call_plan_migration(&mut store, meta, dopts, lopts).await;
-        self.outcome(r, &err)
+        self.outcome(r, &store)
     }
 
     pub async fn cleanup_collection(&self, caps: Caps, c: &engine::CollectionLoad) -> Result<u32, UnitError> {
-        let (mut store, inst, err) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
         let r = inst.milvus_migration_engine().call_cleanup_collection(&mut store, c).await;
-        self.outcome(r, &err)
+        self.outcome(r, &store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The component has no stderr: a panic reaches the host through `report.log` just before
+    /// the trap, and the unit's failure message carries it.
+    #[tokio::test]
+    async fn a_guest_panic_is_reported_through_the_log_and_named_in_the_failure() {
+        let sandbox = Sandbox::new(Limits { memory_bytes: 64 << 20, fuel: 1_000_000_000 }).unwrap();
+        // A pack naming a unit the plan does not have: no host sends this, and the engine
+        // indexes by it (a bug's stand-in).
+        let plan = engine::DumpPlan {
+            collections: vec![],
+            units: vec![],
+            packs: vec![engine::PackPlan { output_dir: "c/_default/pack-1-2".into(), units: vec![7] }],
+            warnings: vec![],
+        };
+        let opts = engine::DumpOptions {
+            collections: vec![],
+            id_field: "id".into(),
+            vector_field: "data".into(),
+            read_chunk: 1 << 20,
+            max_group_bytes: 1 << 30,
+            bad_data: engine::BadData::Fail,
+            keep_last: false,
+            pack: true,
+        };
+        let r = sandbox.write_manifest(Caps { unit: "manifest".into(), ..Default::default() }, &plan, &opts, &[], &[vec![]]).await;
+        let Err(UnitError::Trap(msg)) = r else { panic!("expected a trap, got {r:?}") };
+        assert!(msg.starts_with("the migration engine stopped (a bug; please report it)"), "{msg}");
+        assert!(msg.contains("it said: engine panic (a bug, please report it): panicked at"), "{msg}");
+        assert!(msg.contains("index out of bounds: the len is 0 but the index is 7"), "{msg}");
     }
 }

@@ -7,6 +7,7 @@
 //! `indexParams`, `flag`, `indexFileSize`, `version`, `partitions[].{tag, tableId, rows,
 //! segments}`; per segment `tableId`, `fileId`, `fileType`, `hasIndex`.
 //! A Go-tool document (no `format`) still loads; what it lacks is inferred and said so.
+use crate::prelude::*;
 
 use serde::{Deserialize, Serialize};
 

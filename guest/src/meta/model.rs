@@ -7,8 +7,9 @@
 //!   INDEX (3) row is the index twin of a BACKUP row and is not read; NEW (0), TO_DELETE (4),
 //!   NEW_MERGE (5) and NEW_INDEX (6) are garbage or in flight.
 //! * binary vs float comes from metric_type (1, 2 float; 3-7 binary), never from engine_type.
+use crate::prelude::*;
 
-use std::collections::BTreeMap;
+use alloc::collections::BTreeMap;
 
 use super::rows::{FileRow, TableRow};
 use crate::error::{Error, Result};
@@ -99,7 +100,7 @@ pub struct Collection {
 impl Collection {
     /// The default partition first, then the named ones.
     pub fn all_partitions(&self) -> impl Iterator<Item = &Partition> {
-        std::iter::once(&self.default).chain(self.partitions.iter())
+        core::iter::once(&self.default).chain(self.partitions.iter())
     }
 
     pub fn rows(&self) -> i64 {

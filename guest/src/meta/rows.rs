@@ -3,6 +3,7 @@
 //! SQLite and MySQL give different types for the same column (MySQL VARCHAR ids, SMALLINT
 //! dimension; SQLite may hand back text for a numeric-looking TEXT column), so every column is
 //! converted leniently here, and a value that cannot be converted names its table, row and column.
+use crate::prelude::*;
 
 use crate::error::{Error, Result};
 
@@ -98,7 +99,7 @@ impl Cells<'_> {
     fn int(&self, i: usize) -> Result<i64> {
         match self.at(i)? {
             SqlValue::Int(v) => Ok(*v),
-            SqlValue::Real(v) if v.fract() == 0.0 => Ok(*v as i64),
+            SqlValue::Real(v) if *v as i64 as f64 == *v => Ok(*v as i64), // a whole number (no `fract` without std)
             SqlValue::Text(s) => s.trim().parse().map_err(|_| self.bad(i, &format!("expected an integer, got {s:?}"))),
             SqlValue::Null => Err(self.bad(i, "expected an integer, got NULL")),
             other => Err(self.bad(i, &format!("expected an integer, got {other:?}"))),

@@ -6,6 +6,7 @@
 //! Bytes after the counted payload (possible in 1.1.1+, which rewrites without truncating) are
 //! ignored. An offset outside the segment is corruption: the reader collects such offsets and
 //! the caller decides (migration.badData).
+use crate::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::io::{read_exact, Reader};

@@ -1,6 +1,7 @@
 //! `.rv` and `.uid` files: a little-endian u64 byte count, then exactly that many payload bytes
 //! (spec: milvus1x-format.md §6.1, §6.2). Readers trust nothing: the count must fit the file and
 //! divide into whole rows.
+use crate::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::io::{read_exact, Reader};

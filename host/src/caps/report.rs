@@ -14,6 +14,8 @@ pub struct ReportState {
     pub unit: String,
     pub progress: Option<Progress>,
     pub warnings: Warnings,
+    /// The unit's last error line: the engine reports a panic this way just before it traps.
+    pub error: Option<String>,
 }
 
 impl report::Host for ReportState {
@@ -26,7 +28,11 @@ impl report::Host for ReportState {
                 tracing::warn!("{unit}: {message}");
                 self.warnings.lock().unwrap().push(format!("{unit}: {message}"));
             }
-            report::Level::Error => tracing::error!("{unit}: {message}"),
+            report::Level::Error => {
+                // Shown in the unit's failure message (see sandbox::outcome), not twice.
+                tracing::debug!("{unit}: {message}");
+                self.error = Some(message);
+            }
         }
         Ok(())
     }
