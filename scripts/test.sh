@@ -11,6 +11,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 source scripts/env.sh
 scripts/python-env.sh
+# The Node host (tests/node-host): jco, the Milvus Node SDK and Node 24, pinned by package-lock.json.
+(cd tests/node-host && npm ci --no-audit --no-fund --loglevel=error)
 # Runs a setup script and exports its KEY=value lines; a failing script fails the run.
 with_env() {
   local out

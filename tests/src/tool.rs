@@ -55,3 +55,10 @@ pub fn dump_config(dir: &Path, meta: &str, tables: &Path, out: &Path, extra: &st
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// Overwrites `bytes` at `offset` of a file (a fixture made bad on purpose).
+pub fn patch(path: &Path, offset: usize, bytes: &[u8]) {
+    let mut b = std::fs::read(path).unwrap();
+    b[offset..offset + bytes.len()].copy_from_slice(bytes);
+    std::fs::write(path, b).unwrap();
+}

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use mm_tests::interrupt::{attempt, finish, no_torn_npy, run_killed_after, run_killed_at, spawn, Attempt, Kill, Rng};
 use mm_tests::milvus_env::{pymilvus_check_with, setup, Env};
-use mm_tests::tool::text;
+use mm_tests::tool::{patch, text};
 use mm_tests::{CollectionSpec, PartitionSpec, SegmentSpec, Spec};
 
 const SEED: u64 = 20261128;
@@ -55,12 +55,6 @@ fn find(dir: &Path, name: &str) -> Option<PathBuf> {
         }
     }
     None
-}
-
-fn patch(path: &Path, offset: usize, bytes: &[u8]) {
-    let mut b = std::fs::read(path).unwrap();
-    b[offset..offset + bytes.len()].copy_from_slice(bytes);
-    std::fs::write(path, b).unwrap();
 }
 
 /// Plants the bad row and the repeated id in the source files; returns the ids that must land.

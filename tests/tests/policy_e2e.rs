@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use mm_tests::milvus_env::{cmd, pymilvus_check_with, s, setup, unique, Env};
-use mm_tests::tool::text;
+use mm_tests::tool::{patch, text};
 use mm_tests::{CollectionSpec, SegmentSpec, Spec};
 
 const DIM: usize = 4;
@@ -26,13 +26,6 @@ fn find(dir: &Path, name: &str) -> PathBuf {
         }
     }
     PathBuf::new()
-}
-
-/// Overwrites `bytes` at `offset` of a file.
-fn patch(path: &Path, offset: usize, bytes: &[u8]) {
-    let mut b = std::fs::read(path).unwrap();
-    b[offset..offset + bytes.len()].copy_from_slice(bytes);
-    std::fs::write(path, b).unwrap();
 }
 
 fn report(env: &Env, name: &str) -> serde_json::Value {
