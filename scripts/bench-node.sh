@@ -2,8 +2,8 @@
 # Benchmark (not a test): the Node host's dump (tests/node-host, jco) of one large float segment
 # (default 1 GiB, dim 768, 1% of rows deleted) against the native host's dump of the same
 # installation, in one run; prints both times, their ratio (node / native), and the Node host's
-# new-instance times (jco's instantiation, in the unit's Worker). Node 20 (the machine's) and
-# Node 24 (tests/node-host's) are both measured.
+# new-instance times (jco's instantiation: in the dump's Workers, and 500 in a row by
+# bench-instances.mjs). Node 20 (the machine's) and Node 24 (tests/node-host's) are both measured.
 #   BENCH_DIR (default /dev/shm/mm-bench-node), GIB, DIM, DELETED_PCT, RUNS (default 3; best run)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,7 +51,10 @@ for _ in $(seq "$runs"); do
     if [ "$v" = 20 ]; then node20+=("$(echo "$t1 - $t0" | bc)"); inst20=$(grep -o 'new instance .*' <<<"$out"); else node24+=("$(echo "$t1 - $t0" | bc)"); inst24=$(grep -o 'new instance .*' <<<"$out"); fi
   done
 done
+i20=$(node tests/node-host/bench-instances.mjs "$dir/gen" 500)
+i24=$("$root/tests/node-host/node_modules/.bin/node" tests/node-host/bench-instances.mjs "$dir/gen" 500)
 n=$(best "${native[@]}") a=$(best "${node20[@]}") b=$(best "${node24[@]}")
 printf 'dump of %s GiB (dim %s, %s%% deleted), best of %s:\n' "$gib" "$dim" "$pct" "$runs"
 printf '  native:  %6.2f s\n  node 20: %6.2f s  ratio node/native %s  (%s)\n  node 24: %6.2f s  ratio node/native %s  (%s)\n' \
   "$n" "$a" "$(echo "scale=2; $a / $n" | bc)" "$inst20" "$b" "$(echo "scale=2; $b / $n" | bc)" "$inst24"
+printf '%s\n%s\n' "$i20" "$i24"

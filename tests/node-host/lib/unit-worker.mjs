@@ -41,8 +41,9 @@ parentPort.on('message', ({ id, call, args, unit }) => {
     },
     progress() {},
   };
+  const imp = imports({ version, roots, tracker, report, faultAfterWrites });
   const t0 = performance.now();
-  const root = instantiate((name) => modules[name], imports({ version, roots, tracker, report, faultAfterWrites }));
+  const root = instantiate((name) => modules[name], imp);
   const instantiateMs = performance.now() - t0;
   tell({ started: true }); // the wall-clock limit counts from here
   try {
