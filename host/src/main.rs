@@ -26,7 +26,8 @@ use std::path::PathBuf;
 use cli::{Cli, Command};
 use run_report::Recorder;
 use exit::Failure;
-use settings::{Needs, Settings};
+use job::model::Job;
+use settings::Needs;
 
 fn init_logging(verbose: u8, level: Option<&str>) {
     let level = match verbose {
@@ -46,9 +47,9 @@ fn init_logging(verbose: u8, level: Option<&str>) {
 }
 
 /// Finds, reads and checks migration.yaml, then starts logging at its level.
-fn settings(config: Option<&std::path::Path>, collections: Vec<String>, needs: Needs, verbose: u8) -> Result<Settings, Failure> {
+fn settings(config: Option<&std::path::Path>, collections: Vec<String>, needs: Needs, verbose: u8) -> Result<Job, Failure> {
     let path = settings::locate(config).map_err(|e| Failure::Usage(e.into()))?;
-    let s = Settings::load(&path, collections, needs).map_err(|e| Failure::Usage(e.into()))?;
+    let s = Job::load(&path, collections, needs).map_err(|e| Failure::Usage(e.into()))?;
     init_logging(verbose, s.log_level.as_deref());
     Ok(s)
 }
@@ -61,7 +62,7 @@ fn reported(rec: &Recorder, result: Result<(), Failure>, path: Option<PathBuf>) 
 }
 
 /// The run options of a command that writes into a dump or imports from it.
-fn apply_run(s: &mut settings::Settings, run: &cli::RunArgs) -> Result<(), Failure> {
+fn apply_run(s: &mut crate::job::model::Job, run: &cli::RunArgs) -> Result<(), Failure> {
     s.wait_for_lease = run.wait;
     s.share = match (run.workers, run.worker) {
         (None, _) => None,
@@ -83,7 +84,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Component(args) => component::write(&args.out, args.wit.as_deref()).map_err(Failure::Run),
         Command::Export(args) => {
             init_logging(cli.verbose, None);
-            job::export::run(args).await
+            let (meta, setting) = match (args.sqlite, args.mysql) {
+                (Some(path), _) => (job::model::MetaSpec::Sqlite(path), "-s"),
+                (None, Some(dsn)) => (job::model::MetaSpec::Mysql(dsn), "-m"),
+                (None, None) => unreachable!("clap requires -m or -s"),
+            };
+            job::export::run(&meta, setting, &args.output).await
         }
         Command::Dump(args) => {
             let mut s = settings(args.config.as_deref(), args.collections, Needs { meta: true, milvus: false }, cli.verbose)?;
@@ -115,14 +121,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let rec = Recorder::new("migrate", c.config);
             let result = async {
                 // The export step: a meta.json of the source, kept next to the dump.
-                if let (Some(meta), settings::StoreSetting::Local(out)) = (&s.meta, &s.target) {
+                if let (Some(meta), crate::job::model::StoreSpec::Local(out)) = (&s.meta, &s.target) {
                     if let (_, Some(db)) = job::dump::meta_source(meta, &s.source).await? {
                         job::export::export(db, out).await?;
                     }
                 }
                 // Import while dumping (one process only: workers share units across machines).
                 let early = if s.share.is_none() {
-                    if let settings::StoreSetting::Local(out) = &s.target {
+                    if let crate::job::model::StoreSpec::Local(out) = &s.target {
                         std::fs::create_dir_all(out).map_err(|e| exit::Failure::Usage(anyhow::anyhow!("target.local.outputDir {}: {e}", out.display())))?;
                     }
                     let (sandbox, caps) = job::load::connect(&s).await?;
@@ -221,7 +227,7 @@ mod tests {
         for var in [settings::env::SOURCE_AK, settings::env::SOURCE_SK, settings::env::TARGET_AK, settings::env::TARGET_SK, settings::env::MILVUS_PASSWORD] {
             assert!(given.contains(&var), "the Secret lacks {var}");
         }
-        let mut s = match Settings::load(&path, vec![], settings::Needs { meta: true, milvus: true }) {
+        let mut s = match Job::load(&path, vec![], settings::Needs { meta: true, milvus: true }) {
             Ok(s) => s,
             Err(settings::SettingsError::Invalid { problems, .. }) => {
                 // Only the keys, which this test process does not have in its environment.
@@ -238,7 +244,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.yaml");
         std::fs::write(&path, "meta:\n  mode: local\n  localFile: m.json\nsource:\n  mode: local\n  local:\n    tablesDir: /t\ntarget:\n  mode: local\n  local:\n    outputDir: /o\n").unwrap();
-        let mut s = Settings::load(&path, vec![], settings::Needs { meta: true, milvus: false }).unwrap();
+        let mut s = Job::load(&path, vec![], settings::Needs { meta: true, milvus: false }).unwrap();
         apply_run(&mut s, run).unwrap();
         assert_eq!(s.share, Some(job::workers::Share { workers: n, worker: n - 1 }));
         let bad = cli::RunArgs { worker: Some(n), ..run.clone() };

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::sandbox::Limits;
+use crate::job::model::*;
 
 /// Environment variables read for settings.
 pub mod env {
@@ -19,6 +19,9 @@ pub mod env {
     pub const TARGET_AK: &str = "MILVUS_MIGRATION_TARGET_AK";
     pub const TARGET_SK: &str = "MILVUS_MIGRATION_TARGET_SK";
 }
+
+/// `migration.leaseSeconds` when not set.
+const DEFAULT_LEASE_SECONDS: u64 = 60;
 
 /// Where the config is looked for when `--config` is not given (the Go tool's order).
 pub const DEFAULT_CONFIG_PATHS: [&str; 2] = ["migration.yaml", "configs/migration.yaml"];
@@ -233,86 +236,11 @@ struct SandboxKeys {
     fuel: Option<f64>,
 }
 
-// ---- typed settings ----
-
-#[derive(Clone, PartialEq)]
-pub enum MetaSetting {
-    /// A meta.json file (`meta.mode: local` or `mock`).
-    Json(PathBuf),
-    /// The 1.x meta.sqlite.
-    Sqlite(PathBuf),
-    /// The 1.x MySQL meta: a Go driver DSN or a mysql:// URL (holds the password).
-    Mysql(String),
-    /// A meta.json key in the source bucket (`meta.mode: remote`).
-    Remote(String),
-}
-
-impl std::fmt::Debug for MetaSetting {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            MetaSetting::Json(p) => write!(f, "Json({p:?})"),
-            MetaSetting::Sqlite(p) => write!(f, "Sqlite({p:?})"),
-            MetaSetting::Mysql(_) => f.write_str("Mysql(<redacted>)"),
-            MetaSetting::Remote(k) => write!(f, "Remote({k:?})"),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum StoreSetting {
-    Local(PathBuf),
-    Remote(RemoteStore),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cloud {
-    /// AWS S3, MinIO and any S3-compatible server.
-    Aws,
-    Gcp,
-    Azure,
-}
-
-/// A bucket (and a key prefix in it), from `source.remote` or `target.remote`.
-#[derive(Clone, PartialEq)]
-pub struct RemoteStore {
-    /// `source.remote` or `target.remote`, for messages.
-    pub section: &'static str,
-    pub cloud: Cloud,
-    /// host:port of an S3-compatible server; none for the cloud's own endpoint.
-    pub endpoint: Option<String>,
-    pub region: String,
-    pub bucket: String,
-    pub access_key: Option<String>,
-    pub secret_key: Option<String>,
-    pub use_ssl: bool,
-    pub use_iam: bool,
-    pub check_bucket: bool,
-    /// Key prefix: `tablesDir` of a source, `outputDir` of a target ("" for the bucket root).
-    pub prefix: String,
-}
-
-impl std::fmt::Debug for RemoteStore {
-    // Never print the keys.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteStore")
-            .field("cloud", &self.cloud)
-            .field("endpoint", &self.endpoint)
-            .field("bucket", &self.bucket)
-            .field("prefix", &self.prefix)
-            .finish_non_exhaustive()
-    }
-}
-
-impl RemoteStore {
-    /// `s3://bucket/prefix` style, for messages.
-    pub fn display(&self) -> String {
-        let scheme = match self.cloud {
-            Cloud::Aws => "s3",
-            Cloud::Gcp => "gs",
-            Cloud::Azure => "az",
-        };
-        format!("{scheme}://{}/{}", self.bucket, self.prefix)
-    }
+/// What a command needs from the file.
+#[derive(Debug, Clone, Copy)]
+pub struct Needs {
+    pub meta: bool,
+    pub milvus: bool,
 }
 
 /// `source.remote` / `target.remote` into a typed store; `prefix_key` names the prefix key.
@@ -371,122 +299,6 @@ fn remote(section: &'static str, r: Option<Remote>, prefix_key: &str, problems: 
     }
 }
 
-/// The target Milvus 2.x (`target.milvus2x` and `migration.milvus`).
-#[derive(Clone)]
-pub struct MilvusSettings {
-    /// `host:port`, as written.
-    pub endpoint: String,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub database: String,
-    pub tls: bool,
-    pub ca_cert: Option<PathBuf>,
-    pub max_recv_bytes: usize,
-    pub max_send_bytes: usize,
-    pub import_timeout: Duration,
-}
-
-impl std::fmt::Debug for MilvusSettings {
-    // Never print the password.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MilvusSettings")
-            .field("endpoint", &self.endpoint)
-            .field("username", &self.username)
-            .field("database", &self.database)
-            .field("tls", &self.tls)
-            .finish_non_exhaustive()
-    }
-}
-
-/// `migration.index`: which index the target collections get.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IndexChoice {
-    /// The 1.x index, re-created (default).
-    Keep,
-    AutoIndex,
-    None,
-}
-
-/// `migration.onExists`: what to do with a target collection that already exists.
-/// `migration.badData`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BadData {
-    Fail,
-    Skip,
-    Reject,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnExists {
-    Fail,
-    Append,
-    Skip,
-}
-
-/// How created collections look (`migration.shards`, `.consistencyLevel`, `.description`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CollectionSettings {
-    pub renames: Vec<(String, String)>,
-    pub shards: u32,
-    pub consistency: String,
-    pub description: String,
-    pub on_exists: OnExists,
-    /// `migration.cleanup: delete`: remove staged npy files once a collection verified.
-    pub delete_staged: bool,
-}
-
-/// What a command needs from the file.
-#[derive(Debug, Clone, Copy)]
-pub struct Needs {
-    pub meta: bool,
-    pub milvus: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub workers: NonZeroUsize,
-    pub loader_workers: NonZeroUsize,
-    pub read_chunk: u32,
-    /// Present when the command needs it (dump, migrate).
-    pub meta: Option<MetaSetting>,
-    /// Present when the command needs it (load, verify, migrate).
-    pub milvus: Option<MilvusSettings>,
-    pub index: IndexChoice,
-    /// Largest npy payload of one import (`migration.maxGroupMiB`).
-    pub max_group_bytes: u64,
-    /// `migration.packSegments`: write small segments of a partition into shared file groups.
-    pub pack_segments: bool,
-    /// `migration.badData`: fail, skip or reject rows 2.x would refuse or that cannot be paired.
-    pub bad_data: BadData,
-    /// `migration.duplicateIds: keep-last`: only the newest copy of a repeated primary key.
-    pub keep_last: bool,
-    pub collection: CollectionSettings,
-    /// Load collections into memory after the import.
-    pub load_after: bool,
-    pub source: StoreSetting,
-    pub target: StoreSetting,
-    pub collections: Vec<String>,
-    pub id_field: String,
-    pub vector_field: String,
-    pub limits: Limits,
-    pub log_level: Option<String>,
-    /// `migration.leaseSeconds`: a dump's lease whose holder sent no heartbeat for this long is
-    /// taken over.
-    pub lease_ttl: std::time::Duration,
-    /// `--wait`: wait for another run's lease on the dump instead of stopping.
-    pub wait_for_lease: bool,
-    /// `--workers N --worker I`: this process's share of the plan.
-    pub share: Option<crate::job::workers::Share>,
-}
-
-/// 4 GiB per import: well under the 16 GiB file (2.2/2.3) and group (2.4+) limits, and small
-/// enough for 2.2/2.3's 900 s import timeout (measured ~1 GB per 10 s on 2.3.5 here).
-pub const DEFAULT_MAX_GROUP_MIB: u64 = 4096;
-/// `migration.leaseSeconds` when not set.
-const DEFAULT_LEASE_SECONDS: u64 = 60;
-
-pub const DEFAULT_LIMITS: Limits = Limits { memory_bytes: 256 << 20, fuel: 200_000_000_000 };
-
 /// The config file to use: the flag, or the first default location that exists.
 pub fn locate(flag: Option<&Path>) -> Result<PathBuf, SettingsError> {
     if let Some(p) = flag {
@@ -504,7 +316,8 @@ fn read_file(path: &Path) -> Result<File, SettingsError> {
 }
 
 /// Relative paths in the file are taken relative to the current directory, as the Go tool does.
-impl Settings {
+impl Job {
+    /// migration.yaml into the job model.
     pub fn load(path: &Path, collections: Vec<String>, needs: Needs) -> Result<Self, SettingsError> {
         let mut f = read_file(path)?;
         let mut problems = Vec::new();
@@ -539,10 +352,10 @@ impl Settings {
             }),
         };
         let meta = match f.meta.mode.as_deref().unwrap_or("") {
-            "" if !needs.meta => MetaSetting::Json(PathBuf::new()),
-            "local" => MetaSetting::Json(need(f.meta.local_file, "meta.localFile (meta.mode local)", &mut problems)),
-            "mock" => MetaSetting::Json(need(f.meta.mock_file, "meta.mockFile (meta.mode mock)", &mut problems)),
-            "sqlite" => MetaSetting::Sqlite(need(f.meta.sqlite_file, "meta.sqliteFile (meta.mode sqlite)", &mut problems)),
+            "" if !needs.meta => MetaSpec::Json(PathBuf::new()),
+            "local" => MetaSpec::Json(need(f.meta.local_file, "meta.localFile (meta.mode local)", &mut problems)),
+            "mock" => MetaSpec::Json(need(f.meta.mock_file, "meta.mockFile (meta.mode mock)", &mut problems)),
+            "sqlite" => MetaSpec::Sqlite(need(f.meta.sqlite_file, "meta.sqliteFile (meta.mode sqlite)", &mut problems)),
             "mysql" => {
                 let url = f.meta.mysql_url.clone().filter(|u| !u.is_empty()).unwrap_or_default();
                 if url.is_empty() {
@@ -550,44 +363,44 @@ impl Settings {
                 } else if let Err(e) = crate::caps::meta_db::parse_dsn(&url) {
                     problems.push(format!("meta.mysqlUrl: {e}"));
                 }
-                MetaSetting::Mysql(url)
+                MetaSpec::Mysql(url)
             }
             "remote" => {
                 if f.source.mode.as_deref() != Some("remote") {
                     problems.push("meta.mode remote reads meta.remoteMetaFile from the source bucket: it needs source.mode remote".into());
                 }
-                MetaSetting::Remote(f.meta.remote_meta_file.clone().filter(|k| !k.is_empty()).unwrap_or_else(|| {
+                MetaSpec::Remote(f.meta.remote_meta_file.clone().filter(|k| !k.is_empty()).unwrap_or_else(|| {
                     problems.push("meta.remoteMetaFile is required (meta.mode remote)".into());
                     String::new()
                 }))
             }
             "" => {
                 problems.push("meta.mode is required (local, mock or sqlite)".into());
-                MetaSetting::Json(PathBuf::new())
+                MetaSpec::Json(PathBuf::new())
             }
             m => {
                 problems.push(format!("meta.mode {m:?} is not one of local, mock, sqlite, mysql, remote"));
-                MetaSetting::Json(PathBuf::new())
+                MetaSpec::Json(PathBuf::new())
             }
         };
         let source = match f.source.mode.as_deref().unwrap_or("local") {
-            "local" => StoreSetting::Local(need(f.source.local.tables_dir, "source.local.tablesDir", &mut problems)),
-            "remote" => StoreSetting::Remote(remote("source.remote", f.source.remote.take(), "tablesDir", &mut problems)),
+            "local" => StoreSpec::Local(need(f.source.local.tables_dir, "source.local.tablesDir", &mut problems)),
+            "remote" => StoreSpec::Remote(remote("source.remote", f.source.remote.take(), "tablesDir", &mut problems)),
             m => {
                 problems.push(format!("source.mode {m:?} must be local or remote"));
-                StoreSetting::Local(PathBuf::new())
+                StoreSpec::Local(PathBuf::new())
             }
         };
         let target = match f.target.mode.as_deref().unwrap_or("") {
-            "local" => StoreSetting::Local(need(f.target.local.output_dir, "target.local.outputDir", &mut problems)),
-            "remote" => StoreSetting::Remote(remote("target.remote", f.target.remote.take(), "outputDir", &mut problems)),
+            "local" => StoreSpec::Local(need(f.target.local.output_dir, "target.local.outputDir", &mut problems)),
+            "remote" => StoreSpec::Remote(remote("target.remote", f.target.remote.take(), "outputDir", &mut problems)),
             "" => {
                 problems.push("target.mode is required (local or remote)".into());
-                StoreSetting::Local(PathBuf::new())
+                StoreSpec::Local(PathBuf::new())
             }
             m => {
                 problems.push(format!("target.mode {m:?} must be local or remote"));
-                StoreSetting::Local(PathBuf::new())
+                StoreSpec::Local(PathBuf::new())
             }
         };
         let meta = needs.meta.then_some(meta);
@@ -601,7 +414,7 @@ impl Settings {
             });
             let grpc = m.grpc.unwrap_or_default();
             let ours = &f.migration.milvus;
-            Some(MilvusSettings {
+            Some(MilvusConnection {
                 endpoint,
                 username: m.username.filter(|u| !u.is_empty()),
                 password: m.password.filter(|p| !p.is_empty()).or_else(|| std::env::var(env::MILVUS_PASSWORD).ok()),
@@ -669,7 +482,7 @@ impl Settings {
                 false
             }
         };
-        let target_collections = CollectionSettings {
+        let target_collections = CollectionOptions {
             delete_staged,
             renames: f.migration.rename.clone().unwrap_or_default().into_iter().collect(),
             shards,
@@ -681,7 +494,7 @@ impl Settings {
         if collections.is_empty() {
             collections = f.migration.collections.clone().unwrap_or_default();
         }
-        if let (StoreSetting::Local(src), StoreSetting::Local(out)) = (&source, &target) {
+        if let (StoreSpec::Local(src), StoreSpec::Local(out)) = (&source, &target) {
             let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
             if abs(out).starts_with(abs(src)) {
                 problems.push(format!(
@@ -723,7 +536,7 @@ impl Settings {
         if !problems.is_empty() {
             return Err(SettingsError::Invalid { path: path.into(), problems });
         }
-        Ok(Settings {
+        Ok(Job {
             lease_ttl: std::time::Duration::from_secs(lease_seconds),
             wait_for_lease: false,
             share: None,

@@ -2,11 +2,11 @@
 
 use super::*;
 
-fn load(yaml: &str) -> Result<Settings, SettingsError> {
+fn load(yaml: &str) -> Result<Job, SettingsError> {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("migration.yaml");
     std::fs::write(&p, yaml).unwrap();
-    Settings::load(&p, vec![], Needs { meta: true, milvus: true })
+    Job::load(&p, vec![], Needs { meta: true, milvus: true })
 }
 
 const GUIDE: &str = r#"
@@ -50,12 +50,12 @@ target:
 #[test]
 fn the_guides_file_parses() {
     let s = load(GUIDE).unwrap();
-    assert_eq!(s.meta, Some(MetaSetting::Json("/outputDir/test/meta.json".into())));
+    assert_eq!(s.meta, Some(MetaSpec::Json("/outputDir/test/meta.json".into())));
     let m = s.milvus.unwrap();
     assert_eq!((m.endpoint.as_str(), m.database.as_str(), m.password.as_deref()), ("localhost:19530", "default", Some("s3cr3t-pw")));
     assert!(!format!("{m:?}").contains("s3cr3t"), "password in Debug output");
-    assert_eq!(s.source, StoreSetting::Local("/db/tables/".into()));
-    assert_eq!(s.target, StoreSetting::Local("/out".into()));
+    assert_eq!(s.source, StoreSpec::Local("/db/tables/".into()));
+    assert_eq!(s.target, StoreSpec::Local("/out".into()));
     assert_eq!(s.workers.get(), 2);
     assert_eq!(s.read_chunk, 1 << 20);
     assert_eq!(s.vector_field, "data");
@@ -67,10 +67,10 @@ fn the_guides_bucket_target_and_mysql_meta() {
         .replace("  mode: local\n  local:\n    outputDir: /out", "  mode: remote")
         .replace("  mode: local\n  localFile: /outputDir/test/meta.json", "  mode: mysql\n  mysqlUrl: root:pw@tcp(db:3306)/milvus?charset=utf8mb4");
     let s = load(&yaml).unwrap();
-    let StoreSetting::Remote(r) = &s.target else { panic!("{:?}", s.target) };
+    let StoreSpec::Remote(r) = &s.target else { panic!("{:?}", s.target) };
     assert_eq!((r.bucket.as_str(), r.prefix.as_str(), r.cloud), ("xxxxx", "migration/test/xx", Cloud::Aws));
     assert!(r.use_iam && !r.check_bucket);
-    assert!(matches!(&s.meta, Some(MetaSetting::Mysql(u)) if u.starts_with("root:pw@")));
+    assert!(matches!(&s.meta, Some(MetaSpec::Mysql(u)) if u.starts_with("root:pw@")));
     let shown = format!("{:?} {:?}", s.meta, s.target);
     assert!(!shown.contains("pw@") && !shown.contains("secret"), "{shown}");
 }

@@ -2,6 +2,7 @@
 //! S3-compatible servers, GCS, Azure) behind a key prefix. Bucket existence is checked up front,
 //! and a missing bucket is created only when `checkBucket` asks for it.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,63 @@ use object_store::prefix::PrefixStore;
 use object_store::ObjectStore;
 
 use crate::caps::blob_store::Grant;
-use crate::settings::{Cloud, RemoteStore, StoreSetting};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreSpec {
+    Local(PathBuf),
+    Remote(RemoteStore),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cloud {
+    /// AWS S3, MinIO and any S3-compatible server.
+    Aws,
+    Gcp,
+    Azure,
+}
+
+/// A bucket (and a key prefix in it), from `source.remote` or `target.remote`.
+#[derive(Clone, PartialEq)]
+pub struct RemoteStore {
+    /// `source.remote` or `target.remote`, for messages.
+    pub section: &'static str,
+    pub cloud: Cloud,
+    /// host:port of an S3-compatible server; none for the cloud's own endpoint.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub bucket: String,
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+    pub use_ssl: bool,
+    pub use_iam: bool,
+    pub check_bucket: bool,
+    /// Key prefix: `tablesDir` of a source, `outputDir` of a target ("" for the bucket root).
+    pub prefix: String,
+}
+
+impl std::fmt::Debug for RemoteStore {
+    // Never print the keys.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteStore")
+            .field("cloud", &self.cloud)
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteStore {
+    /// `s3://bucket/prefix` style, for messages.
+    pub fn display(&self) -> String {
+        let scheme = match self.cloud {
+            Cloud::Aws => "s3",
+            Cloud::Gcp => "gs",
+            Cloud::Azure => "az",
+        };
+        format!("{scheme}://{}/{}", self.bucket, self.prefix)
+    }
+}
 
 /// A local directory as a rooted store (created when `create` and missing).
 pub fn local_grant(dir: &std::path::Path, create: bool, what: &str) -> anyhow::Result<Grant> {
@@ -177,12 +234,12 @@ pub async fn remote_grant(r: &RemoteStore) -> anyhow::Result<Grant> {
 }
 
 /// The store a setting names; `target` stores are created when local and missing.
-pub async fn grant(setting: &StoreSetting, target: bool) -> anyhow::Result<Grant> {
+pub async fn grant(setting: &StoreSpec, target: bool) -> anyhow::Result<Grant> {
     match setting {
-        StoreSetting::Local(dir) => {
+        StoreSpec::Local(dir) => {
             local_grant(dir, target, if target { "target.local.outputDir" } else { "source.local.tablesDir" })
         }
-        StoreSetting::Remote(r) => remote_grant(r).await,
+        StoreSpec::Remote(r) => remote_grant(r).await,
     }
 }
 

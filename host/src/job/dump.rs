@@ -15,36 +15,36 @@ use crate::exit::Failure;
 use crate::progress::Progress;
 use crate::run_report::Recorder;
 use crate::sandbox::{Caps, Limits, Sandbox};
-use crate::settings::{BadData, MetaSetting, Settings, StoreSetting};
+use crate::job::model::{BadData, MetaSpec, Job, StoreSpec};
 
-pub async fn grants(s: &Settings) -> anyhow::Result<Grants> {
+pub async fn grants(s: &Job) -> anyhow::Result<Grants> {
     Ok(Grants { source: Some(stores::grant(&s.source, false).await?), target: Some(stores::grant(&s.target, true).await?) })
 }
 
 /// Where the engine reads the 1.x meta from: a meta.json's text, or a database.
-pub async fn meta_source(meta: &MetaSetting, source: &StoreSetting) -> Result<(engine::MetaSource, Option<Arc<dyn MetaSource>>), Failure> {
+pub async fn meta_source(meta: &MetaSpec, source: &StoreSpec) -> Result<(engine::MetaSource, Option<Arc<dyn MetaSource>>), Failure> {
     Ok(match meta {
-        MetaSetting::Json(p) => {
+        MetaSpec::Json(p) => {
             let text = std::fs::read_to_string(p)
                 .map_err(|e| Failure::Usage(anyhow::anyhow!("cannot read meta file {}: {e}", p.display())))?;
             (engine::MetaSource::Json(text), None)
         }
-        MetaSetting::Remote(key) => {
-            let StoreSetting::Remote(r) = source else { unreachable!("settings require source.mode remote") };
+        MetaSpec::Remote(key) => {
+            let StoreSpec::Remote(r) = source else { unreachable!("settings require source.mode remote") };
             let text = stores::read_text(r, key, "meta.remoteMetaFile").await.map_err(Failure::Run)?;
             (engine::MetaSource::Json(text), None)
         }
-        MetaSetting::Sqlite(p) => {
+        MetaSpec::Sqlite(p) => {
             (engine::MetaSource::Database, Some(Arc::new(SqliteSource::open(p).await.map_err(Failure::Usage)?)))
         }
-        MetaSetting::Mysql(dsn) => {
+        MetaSpec::Mysql(dsn) => {
             (engine::MetaSource::Database, Some(Arc::new(MySqlSource::open(dsn, "meta.mysqlUrl").await.map_err(Failure::Run)?)))
         }
     })
 }
 
 /// The engine's dump options from the settings.
-pub fn dump_options(s: &Settings) -> engine::DumpOptions {
+pub fn dump_options(s: &Job) -> engine::DumpOptions {
     engine::DumpOptions {
         collections: s.collections.clone(),
         id_field: s.id_field.clone(),
@@ -145,14 +145,14 @@ fn print_plan(plan: &engine::DumpPlan) {
     }
 }
 
-pub async fn run(s: &Settings, rec: &Recorder) -> Result<(), Failure> {
+pub async fn run(s: &Job, rec: &Recorder) -> Result<(), Failure> {
     super::leased(s, "dump", dump_all(s, rec, false, &None)).await
 }
 
 /// `dump` as the first step of `migrate`: a worker whose share is done waits for the others'
 /// (the load needs the manifest). `early` hears of every finished unit, to import it at once;
 /// its imports end before the lease is released (no other run may import meanwhile).
-pub async fn run_before_load(s: &Settings, rec: &Recorder, early: Option<overlap::EarlyLoad>) -> Result<Option<overlap::Outcome>, Failure> {
+pub async fn run_before_load(s: &Job, rec: &Recorder, early: Option<overlap::EarlyLoad>) -> Result<Option<overlap::Outcome>, Failure> {
     let tx = early.as_ref().map(|e| e.sender());
     super::leased(s, "dump", async move {
         let dumped = dump_all(s, rec, true, &tx).await;
@@ -178,7 +178,7 @@ fn plan_hash(plan: &engine::DumpPlan, opts: &engine::DumpOptions) -> u64 {
     workers::fnv1a(&text)
 }
 
-async fn dump_all(s: &Settings, rec: &Recorder, wait_for_others: bool, early: &overlap::Sender) -> Result<(), Failure> {
+async fn dump_all(s: &Job, rec: &Recorder, wait_for_others: bool, early: &overlap::Sender) -> Result<(), Failure> {
     let started = Instant::now();
     let grants = grants(s).await.map_err(Failure::Run)?;
     let meta = s.meta.as_ref().expect("dump settings carry the meta");

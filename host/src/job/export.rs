@@ -7,21 +7,24 @@ use anyhow::Context;
 
 use super::write_atomically;
 use crate::caps::meta_db::{parse_dsn, MetaSource, MySqlSource, SqliteSource};
-use crate::cli::ExportArgs;
 use crate::exit::Failure;
 use crate::sandbox::{Caps, Sandbox};
-use crate::settings::DEFAULT_LIMITS;
+use crate::job::model::{MetaSpec, DEFAULT_LIMITS};
 
-pub async fn run(args: ExportArgs) -> Result<(), Failure> {
-    let meta: Arc<dyn MetaSource> = match (&args.sqlite, &args.mysql) {
-        (Some(path), _) => Arc::new(SqliteSource::open(path).await.map_err(Failure::Usage)?),
-        (None, Some(dsn)) => {
-            parse_dsn(dsn).map_err(|e| Failure::Usage(anyhow::anyhow!("-m: {e}")))?;
-            Arc::new(MySqlSource::open(dsn, "-m").await.map_err(Failure::Run)?)
+/// `export` of the 1.x meta database `meta` (SQLite or MySQL) into `<output>/meta.json`;
+/// `setting` names where the database was given, for messages.
+pub async fn run(meta: &MetaSpec, setting: &str, output: &Path) -> Result<(), Failure> {
+    let meta: Arc<dyn MetaSource> = match meta {
+        MetaSpec::Sqlite(path) => Arc::new(SqliteSource::open(path).await.map_err(Failure::Usage)?),
+        MetaSpec::Mysql(dsn) => {
+            parse_dsn(dsn).map_err(|e| Failure::Usage(anyhow::anyhow!("{setting}: {e}")))?;
+            Arc::new(MySqlSource::open(dsn, setting).await.map_err(Failure::Run)?)
         }
-        (None, None) => unreachable!("clap requires -m or -s"),
+        MetaSpec::Json(_) | MetaSpec::Remote(_) => {
+            return Err(Failure::Usage(anyhow::anyhow!("{setting}: export reads a meta database (SQLite or MySQL), not meta.json")))
+        }
     };
-    export(meta, &args.output).await
+    export(meta, output).await
 }
 
 /// Writes `<output>/meta.json` from a 1.x meta database.

@@ -10,17 +10,17 @@ use crate::exit::Failure;
 use crate::progress::Progress;
 use crate::run_report::Recorder;
 use crate::sandbox::{Caps, Sandbox};
-use crate::settings::{IndexChoice, OnExists, Settings, StoreSetting};
+use crate::job::model::{IndexChoice, OnExists, Job, StoreSpec};
 use super::workers::{self, Finalized, Share, Work};
 
 /// A sandbox and capabilities connected to the target Milvus and stores.
-pub async fn connect(s: &Settings) -> Result<(Sandbox, Caps), Failure> {
+pub async fn connect(s: &Job) -> Result<(Sandbox, Caps), Failure> {
     let grants = super::dump::grants(s).await.map_err(Failure::Run)?;
     let paths = match &s.target {
-        StoreSetting::Local(out) => ImportPaths::Local(
+        StoreSpec::Local(out) => ImportPaths::Local(
             std::fs::canonicalize(out).map_err(|e| Failure::Usage(anyhow::anyhow!("target.local.outputDir {}: {e}", out.display())))?,
         ),
-        StoreSetting::Remote(r) => ImportPaths::Bucket { prefix: r.prefix.clone() },
+        StoreSpec::Remote(r) => ImportPaths::Bucket { prefix: r.prefix.clone() },
     };
     let m = s.milvus.as_ref().expect("load settings carry milvus");
     let conn = MilvusConn::connect(m, paths).await.map_err(Failure::Run)?;
@@ -31,7 +31,7 @@ pub async fn connect(s: &Settings) -> Result<(Sandbox, Caps), Failure> {
 }
 
 /// Connects to Milvus and plans the load; nothing is imported yet.
-async fn prepare(s: &Settings, rec: &Recorder) -> Result<(Sandbox, Caps, engine::LoadPlan), Failure> {
+async fn prepare(s: &Job, rec: &Recorder) -> Result<(Sandbox, Caps, engine::LoadPlan), Failure> {
     let (sandbox, caps) = connect(s).await?;
     let opts = load_options(s);
     let plan = sandbox
@@ -49,7 +49,7 @@ async fn prepare(s: &Settings, rec: &Recorder) -> Result<(Sandbox, Caps, engine:
 }
 
 /// The load options of the settings (also what `plan` maps with).
-pub fn load_options(s: &Settings) -> engine::LoadOptions {
+pub fn load_options(s: &Job) -> engine::LoadOptions {
     let index_mode = match s.index {
         IndexChoice::Keep => engine::IndexMode::Keep,
         IndexChoice::AutoIndex => engine::IndexMode::Autoindex,
@@ -88,7 +88,7 @@ fn rows(c: &engine::CollectionLoad) -> u64 {
     c.partitions.iter().map(|p| p.rows).sum()
 }
 
-pub async fn run(s: &Settings, verify_after: bool, rec: &Recorder) -> Result<(), Failure> {
+pub async fn run(s: &Job, verify_after: bool, rec: &Recorder) -> Result<(), Failure> {
     match s.share {
         Some(share) => super::leased(s, "load", load_share(s, share, verify_after, rec)).await,
         None => super::leased(s, "load", load_all(s, verify_after, rec)).await,
@@ -99,7 +99,7 @@ pub async fn run(s: &Settings, verify_after: bool, rec: &Recorder) -> Result<(),
 /// in the plan is its share (all groups of a unit go to one worker: they share journal entries), imported
 /// without index or load; then the one worker that sees every share done runs the whole load
 /// (which imports nothing again), with index, load and verify.
-async fn load_share(s: &Settings, share: Share, verify_after: bool, rec: &Recorder) -> Result<(), Failure> {
+async fn load_share(s: &Job, share: Share, verify_after: bool, rec: &Recorder) -> Result<(), Failure> {
     let (sandbox, caps, plan) = prepare(s, rec).await?;
     let target = caps.grants.target.clone().expect("load grants a target");
     let mut text = format!("{}|{}\n", share.workers, load_options(s).target);
@@ -159,7 +159,7 @@ async fn load_share(s: &Settings, share: Share, verify_after: bool, rec: &Record
     Ok(())
 }
 
-async fn load_all(s: &Settings, verify_after: bool, rec: &Recorder) -> Result<(), Failure> {
+async fn load_all(s: &Job, verify_after: bool, rec: &Recorder) -> Result<(), Failure> {
     let (sandbox, caps, plan) = prepare(s, rec).await?;
     println!("load: {} collection(s)", plan.collections.len());
     for c in &plan.collections {
@@ -230,7 +230,7 @@ async fn load_all(s: &Settings, verify_after: bool, rec: &Recorder) -> Result<()
     }
 }
 
-pub async fn verify(s: &Settings, rec: &Recorder) -> Result<(), Failure> {
+pub async fn verify(s: &Job, rec: &Recorder) -> Result<(), Failure> {
     let (sandbox, caps, plan) = prepare(s, rec).await?;
     check(&sandbox, &caps, &plan, rec).await
 }

@@ -3,6 +3,7 @@
 pub mod dump;
 pub mod export;
 pub mod load;
+pub mod model;
 pub mod overlap;
 pub mod plan;
 pub mod workers;
@@ -13,11 +14,11 @@ use anyhow::Context;
 
 use crate::exit::Failure;
 use crate::lease::Lease;
-use crate::settings::Settings;
+use crate::job::model::Job;
 
 /// Runs `phase` holding the lease on the dump (the target store): a second run on the same dump
 /// stops before touching anything (or waits, with --wait).
-pub async fn leased<F, T>(s: &Settings, command: &str, phase: F) -> Result<T, Failure>
+pub async fn leased<F, T>(s: &Job, command: &str, phase: F) -> Result<T, Failure>
 where
     F: std::future::Future<Output = Result<T, Failure>>,
 {

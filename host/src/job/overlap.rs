@@ -15,7 +15,7 @@ use crate::bindings::{blob_store, engine};
 use crate::caps::milvus::MilvusConn;
 use crate::run_report::Recorder;
 use crate::sandbox::{Caps, Sandbox};
-use crate::settings::{OnExists, Settings};
+use crate::job::model::{OnExists, Job};
 
 /// What the dump tells the early load.
 pub enum Event {
@@ -46,7 +46,7 @@ pub struct Outcome {
 
 impl EarlyLoad {
     /// Starts the early load for `s`, connected to Milvus through `caps`.
-    pub fn start(s: &Settings, sandbox: Sandbox, caps: Caps, rec: &Recorder) -> Self {
+    pub fn start(s: &Job, sandbox: Sandbox, caps: Caps, rec: &Recorder) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let (s, rec) = (s.clone(), rec.clone());
         let task = tokio::spawn(async move { run(&s, &sandbox, &caps, rec, rx).await });
@@ -66,7 +66,7 @@ impl EarlyLoad {
 }
 
 /// The 2.x names of the plan's collections that exist already.
-async fn existing(conn: &MilvusConn, s: &Settings, plan: &engine::DumpPlan) -> Result<Vec<String>, String> {
+async fn existing(conn: &MilvusConn, s: &Job, plan: &engine::DumpPlan) -> Result<Vec<String>, String> {
     let mut found = Vec::new();
     for c in &plan.collections {
         let target = s.collection.renames.iter().find(|(from, _)| *from == c.name).map_or(c.name.as_str(), |(_, to)| to.as_str());
@@ -77,7 +77,7 @@ async fn existing(conn: &MilvusConn, s: &Settings, plan: &engine::DumpPlan) -> R
     Ok(found)
 }
 
-async fn run(s: &Settings, sandbox: &Sandbox, caps: &Caps, rec: Recorder, mut rx: mpsc::UnboundedReceiver<Event>) -> Outcome {
+async fn run(s: &Job, sandbox: &Sandbox, caps: &Caps, rec: Recorder, mut rx: mpsc::UnboundedReceiver<Event>) -> Outcome {
     let mut out = Outcome::default();
     let Some(Event::Plan(plan, dopts)) = rx.recv().await else { return out };
     let conn = caps.milvus.clone().expect("the early load has a Milvus connection");

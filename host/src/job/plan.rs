@@ -8,10 +8,10 @@ use crate::caps::blob_store::Grants;
 use crate::caps::milvus::{ImportPaths, MilvusConn};
 use crate::exit::Failure;
 use crate::sandbox::{Caps, Sandbox};
-use crate::settings::{Settings, StoreSetting};
+use crate::job::model::{Job, StoreSpec};
 use crate::stores;
 
-pub async fn run(s: &Settings, json: bool) -> Result<(), Failure> {
+pub async fn run(s: &Job, json: bool) -> Result<(), Failure> {
     // Host-side checks: the stores and the server. A failure is recorded, not fatal.
     let mut checks: Vec<(bool, String, String)> = Vec::new();
     let source = match stores::grant(&s.source, false).await {
@@ -25,9 +25,9 @@ pub async fn run(s: &Settings, json: bool) -> Result<(), Failure> {
         }
     };
     let target = match &s.target {
-        StoreSetting::Local(dir) if dir.is_dir() => Ok(format!("{} exists", dir.display())),
-        StoreSetting::Local(dir) => Ok(format!("{} will be created", dir.display())),
-        StoreSetting::Remote(r) => stores::probe_remote(r).await,
+        StoreSpec::Local(dir) if dir.is_dir() => Ok(format!("{} exists", dir.display())),
+        StoreSpec::Local(dir) => Ok(format!("{} will be created", dir.display())),
+        StoreSpec::Remote(r) => stores::probe_remote(r).await,
     };
     checks.push(match target {
         Ok(d) => (true, "target store".into(), d),

@@ -13,7 +13,33 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use crate::bindings::{target as wit, types};
 use crate::pb::api::milvus_service_client::MilvusServiceClient;
 use crate::pb::{api, common, schema};
-use crate::settings::MilvusSettings;
+
+/// The target Milvus 2.x (`target.milvus2x` and `migration.milvus`).
+#[derive(Clone)]
+pub struct MilvusConnection {
+    /// `host:port`, as written.
+    pub endpoint: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub database: String,
+    pub tls: bool,
+    pub ca_cert: Option<PathBuf>,
+    pub max_recv_bytes: usize,
+    pub max_send_bytes: usize,
+    pub import_timeout: Duration,
+}
+
+impl std::fmt::Debug for MilvusConnection {
+    // Never print the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MilvusConnection")
+            .field("endpoint", &self.endpoint)
+            .field("username", &self.username)
+            .field("database", &self.database)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Between polls of a long-running server task: a twentieth of the time waited so far, within
@@ -98,7 +124,7 @@ impl Backoff {
 }
 
 impl MilvusConn {
-    pub async fn connect(s: &MilvusSettings, paths: ImportPaths) -> anyhow::Result<Self> {
+    pub async fn connect(s: &MilvusConnection, paths: ImportPaths) -> anyhow::Result<Self> {
         let url = if s.endpoint.contains("://") {
             s.endpoint.clone()
         } else {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::HostError;
 use crate::bindings::{target as wit, types};
-pub use client::{ImportPaths, MilvusConn};
+pub use client::{ImportPaths, MilvusConn, MilvusConnection};
 
 #[derive(Default)]
 pub struct MilvusState {

@@ -1,0 +1,117 @@
+//! The job model: what one run does, typed, whatever described it. migration.yaml (the CLI,
+//! through settings.rs) resolves into it, and the phases in job/ run on it; they never see a
+//! front end's schema. Connection parameters are typed here too, for the capabilities.
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+
+use crate::sandbox::Limits;
+
+// Connection parameters are the capabilities' own types; a job names them.
+pub use crate::caps::milvus::MilvusConnection;
+pub use crate::stores::{Cloud, RemoteStore, StoreSpec};
+
+#[derive(Clone, PartialEq)]
+pub enum MetaSpec {
+    /// A meta.json file (`meta.mode: local` or `mock`).
+    Json(PathBuf),
+    /// The 1.x meta.sqlite.
+    Sqlite(PathBuf),
+    /// The 1.x MySQL meta: a Go driver DSN or a mysql:// URL (holds the password).
+    Mysql(String),
+    /// A meta.json key in the source bucket (`meta.mode: remote`).
+    Remote(String),
+}
+
+impl std::fmt::Debug for MetaSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetaSpec::Json(p) => write!(f, "Json({p:?})"),
+            MetaSpec::Sqlite(p) => write!(f, "Sqlite({p:?})"),
+            MetaSpec::Mysql(_) => f.write_str("Mysql(<redacted>)"),
+            MetaSpec::Remote(k) => write!(f, "Remote({k:?})"),
+        }
+    }
+}
+
+/// `migration.index`: which index the target collections get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexChoice {
+    /// The 1.x index, re-created (default).
+    Keep,
+    AutoIndex,
+    None,
+}
+
+/// `migration.onExists`: what to do with a target collection that already exists.
+/// `migration.badData`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadData {
+    Fail,
+    Skip,
+    Reject,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnExists {
+    Fail,
+    Append,
+    Skip,
+}
+
+/// How created collections look (`migration.shards`, `.consistencyLevel`, `.description`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionOptions {
+    pub renames: Vec<(String, String)>,
+    pub shards: u32,
+    pub consistency: String,
+    pub description: String,
+    pub on_exists: OnExists,
+    /// `migration.cleanup: delete`: remove staged npy files once a collection verified.
+    pub delete_staged: bool,
+}
+
+#[derive(Debug, Clone)]
+/// One run: the command's phases read everything from here.
+pub struct Job {
+    pub workers: NonZeroUsize,
+    pub loader_workers: NonZeroUsize,
+    pub read_chunk: u32,
+    /// Present when the command needs it (dump, migrate).
+    pub meta: Option<MetaSpec>,
+    /// Present when the command needs it (load, verify, migrate).
+    pub milvus: Option<MilvusConnection>,
+    pub index: IndexChoice,
+    /// Largest npy payload of one import (`migration.maxGroupMiB`).
+    pub max_group_bytes: u64,
+    /// `migration.packSegments`: write small segments of a partition into shared file groups.
+    pub pack_segments: bool,
+    /// `migration.badData`: fail, skip or reject rows 2.x would refuse or that cannot be paired.
+    pub bad_data: BadData,
+    /// `migration.duplicateIds: keep-last`: only the newest copy of a repeated primary key.
+    pub keep_last: bool,
+    pub collection: CollectionOptions,
+    /// Load collections into memory after the import.
+    pub load_after: bool,
+    pub source: StoreSpec,
+    pub target: StoreSpec,
+    pub collections: Vec<String>,
+    pub id_field: String,
+    pub vector_field: String,
+    pub limits: Limits,
+    pub log_level: Option<String>,
+    /// `migration.leaseSeconds`: a dump's lease whose holder sent no heartbeat for this long is
+    /// taken over.
+    pub lease_ttl: std::time::Duration,
+    /// `--wait`: wait for another run's lease on the dump instead of stopping.
+    pub wait_for_lease: bool,
+    /// `--workers N --worker I`: this process's share of the plan.
+    pub share: Option<crate::job::workers::Share>,
+}
+
+/// 4 GiB per import: well under the 16 GiB file (2.2/2.3) and group (2.4+) limits, and small
+/// enough for 2.2/2.3's 900 s import timeout (measured ~1 GB per 10 s on 2.3.5 here).
+pub const DEFAULT_MAX_GROUP_MIB: u64 = 4096;
+
+pub const DEFAULT_LIMITS: Limits = Limits { memory_bytes: 256 << 20, fuel: 200_000_000_000 };
+
