@@ -119,39 +119,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let mut s = settings(c.config.as_deref(), c.collections, Needs { meta: true, milvus: true }, cli.verbose)?;
             apply_run(&mut s, &args.run)?;
             let rec = Recorder::new("migrate", c.config);
-            let result = async {
-                // The export step: a meta.json of the source, kept next to the dump.
-                if let (Some(meta), crate::job::model::StoreSpec::Local(out)) = (&s.meta, &s.target) {
-                    if let (_, Some(db)) = job::dump::meta_source(meta, &s.source).await? {
-                        job::export::export(db, out).await?;
-                    }
-                }
-                // Import while dumping (one process only: workers share units across machines).
-                let early = if s.share.is_none() {
-                    if let crate::job::model::StoreSpec::Local(out) = &s.target {
-                        std::fs::create_dir_all(out).map_err(|e| exit::Failure::Usage(anyhow::anyhow!("target.local.outputDir {}: {e}", out.display())))?;
-                    }
-                    let (sandbox, caps) = job::load::connect(&s).await?;
-                    Some(job::overlap::EarlyLoad::start(&s, sandbox, caps, &rec))
-                } else {
-                    None
-                };
-                let mut load = s.clone();
-                if let Some(out) = job::dump::run_before_load(&s, &rec, early).await? {
-                    if out.groups > 0 {
-                        println!("imported {} group(s) ({} rows) while dumping", out.groups, out.rows);
-                    }
-                    if let Some(why) = &out.stopped {
-                        println!("importing while dumping stopped: {why}");
-                    }
-                    if let Some((on_exists, collections)) = out.load_as {
-                        load.collection.on_exists = on_exists;
-                        load.collections = collections;
-                    }
-                }
-                job::load::run(&load, true, &rec).await
-            }
-            .await;
+            let result = job::migrate::run(&s, &rec).await;
             reported(&rec, result, report_path)
         }
     }

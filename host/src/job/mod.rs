@@ -3,6 +3,7 @@
 pub mod dump;
 pub mod export;
 pub mod load;
+pub mod migrate;
 pub mod model;
 pub mod overlap;
 pub mod plan;
