@@ -155,6 +155,21 @@ pub enum Command {
     /// With --wit, also the WIT package (`milvus:migration`) it implements; wit/README.md in the
     /// repository is the host contract.
     Component(ComponentArgs),
+    /// Run the multi-tenant migration service (HTTP API, job store, sandboxed units).
+    ///
+    /// serve.yaml (the operator's) names where to listen (`listen`), where the job store lives
+    /// (`dataDir`) and each tenant: the SHA-256 of its tokens, its named stores, meta databases
+    /// and Milvus connections, and its quotas. Jobs are submitted with `POST /v1/jobs` and a
+    /// bearer token; they name those grants, never URLs, endpoints or secrets. GET /openapi.json
+    /// describes the API.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The service's configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]

@@ -12,6 +12,7 @@ mod pb;
 mod progress;
 mod run_report;
 mod sandbox;
+mod serve;
 mod settings;
 mod state;
 mod stores;
@@ -80,6 +81,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Version => {
             println!("milvus-migration {} (component API {}, component sha256 {})", env!("CARGO_PKG_VERSION"), component::API, component::sha256());
             Ok(())
+        }
+        Command::Serve(args) => {
+            init_logging(cli.verbose, None);
+            serve::run(&args.config).await
         }
         Command::Component(args) => component::write(&args.out, args.wit.as_deref()).map_err(Failure::Run),
         Command::Export(args) => {

@@ -319,7 +319,18 @@ fn read_file(path: &Path) -> Result<File, SettingsError> {
 impl Job {
     /// migration.yaml into the job model.
     pub fn load(path: &Path, collections: Vec<String>, needs: Needs) -> Result<Self, SettingsError> {
-        let mut f = read_file(path)?;
+        Self::from_file(read_file(path)?, path, collections, needs)
+    }
+
+    /// A document of migration.yaml's shape, built by another front end (the service builds one
+    /// from a job request and the tenant's grants), into the job model: the same checks and
+    /// defaults as the file. `origin` names it in messages.
+    pub fn from_document(doc: serde_yaml::Value, origin: &Path, collections: Vec<String>, needs: Needs) -> Result<Self, SettingsError> {
+        let f: File = serde_yaml::from_value(doc).map_err(|err| SettingsError::Yaml { path: origin.into(), err })?;
+        Self::from_file(f, origin, collections, needs)
+    }
+
+    fn from_file(mut f: File, path: &Path, collections: Vec<String>, needs: Needs) -> Result<Self, SettingsError> {
         let mut problems = Vec::new();
         let need = |v: Option<PathBuf>, key: &str, problems: &mut Vec<String>| {
             v.filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| {
@@ -559,6 +570,7 @@ impl Job {
             vector_field,
             limits,
             log_level: f.log.level,
+            cancel: Default::default(),
         })
     }
 }

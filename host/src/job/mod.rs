@@ -26,8 +26,16 @@ where
     let target = crate::stores::grant(&s.target, true).await.map_err(Failure::Run)?;
     // Workers each hold a lease of their own: one live process per worker index.
     let dir = s.share.map_or(crate::lease::DIR.to_string(), |w| w.lease_dir());
+    if s.cancel.is_cancelled() {
+        return Err(Failure::Run(anyhow::anyhow!("cancelled before {command}")));
+    }
     let lease = Lease::acquire(target.store.clone(), &target.display, &dir, command, s.lease_ttl, s.wait_for_lease).await.map_err(Failure::Run)?;
-    let result = phase.await;
+    // Cancelled: the phase stops where it stands (what it staged is atomic, the import journal
+    // resolves what was in flight on the next run), and the lease is released all the same.
+    let result = tokio::select! {
+        r = phase => r,
+        _ = s.cancel.cancelled() => Err(Failure::Run(anyhow::anyhow!("cancelled during {command}"))),
+    };
     lease.release().await;
     result
 }

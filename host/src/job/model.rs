@@ -107,6 +107,42 @@ pub struct Job {
     pub wait_for_lease: bool,
     /// `--workers N --worker I`: this process's share of the plan.
     pub share: Option<crate::job::workers::Share>,
+    /// Set by a front end that can stop a run (the service's cancel): each leased phase stops
+    /// at once and releases its lease, and later phases do not start.
+    pub cancel: Cancel,
+}
+
+/// A stop signal for a running job; the default never fires.
+#[derive(Clone, Default)]
+pub struct Cancel(Option<tokio::sync::watch::Receiver<bool>>);
+
+impl std::fmt::Debug for Cancel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Cancel({})", self.is_cancelled())
+    }
+}
+
+impl Cancel {
+    /// A signal and the sender that fires it.
+    pub fn new() -> (tokio::sync::watch::Sender<bool>, Cancel) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (tx, Cancel(Some(rx)))
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.as_ref().is_some_and(|r| *r.borrow())
+    }
+
+    /// Resolves once the signal fires (never, for the default).
+    pub async fn cancelled(&self) {
+        match &self.0 {
+            Some(r) => {
+                let mut r = r.clone();
+                let _ = r.wait_for(|c| *c).await;
+            }
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// 4 GiB per import: well under the 16 GiB file (2.2/2.3) and group (2.4+) limits, and small

@@ -1,0 +1,300 @@
+//! `serve`, the multi-tenant service, end to end on loopback against the real Milvus 2.3.5: a
+//! tenant's migration lands every row once (pymilvus, entity counts), tenants cannot see or
+//! reach each other's jobs, stores or connections, names and paths are checked, idempotency
+//! keys hold under concurrent submits, events replay, and a service killed mid-job comes back
+//! with the job `interrupted`, which resumes to an exact load.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mm_tests::milvus_env::{endpoint, pymilvus_check, s, unique, Env};
+use mm_tests::tool::binary;
+use mm_tests::{generate, CollectionSpec, SegmentSpec, Spec};
+use sha2::{Digest, Sha256};
+
+const TOKEN_A: &str = "token-of-tenant-a";
+const TOKEN_B: &str = "token-of-tenant-b";
+
+fn sha(t: &str) -> String {
+    Sha256::digest(t.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+struct Service {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `serve` on a free loopback port and waits for its first line.
+fn serve(config: &Path) -> Service {
+    let mut child = Command::new(binary()).args(["serve", "--config", s(config)]).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let mut line = String::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    // Keep reading what the service prints (a closed pipe would fail its writes).
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap_or_else(|| panic!("serve said: {line}")).to_string();
+    Service { child, url }
+}
+
+/// Two tenants, each with its own directory; tenant A's holds a 1.x installation.
+struct World {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    config: PathBuf,
+    env: Env,
+    name: String,
+}
+
+async fn world(rows: u64) -> World {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let name = unique("served");
+    let spec = Spec {
+        seed: 5,
+        collections: vec![CollectionSpec {
+            name: name.clone(),
+            dim: 8,
+            metric: 1,
+            engine_type: 1,
+            index_params: "{}".into(),
+            dropped: false,
+            segments: vec![SegmentSpec { rows, deleted: vec![3, 1, 3], ..Default::default() }, SegmentSpec { rows: 40, ..Default::default() }],
+            partitions: vec![],
+        }],
+    };
+    let g = generate(&spec, &a.join("src"), true).await.unwrap();
+    // Tenant B's own file, which no request of A may reach.
+    std::fs::create_dir_all(b.join("secret")).unwrap();
+    std::fs::write(b.join("secret/meta.sqlite"), b"not for tenant a").unwrap();
+    let config = dir.join("serve.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:0\ndataDir: {data}\ntenants:\n\
+             - id: a\n  tokens: [{{sha256: {ha}}}]\n  stores: {{data: {{url: \"file://{a}\"}}}}\n  milvus: {{main: {{endpoint: \"{ep}\"}}}}\n  quotas: {{activeJobs: 3, runningJobs: 2, memoryMiBPerUnit: 256}}\n\
+             - id: b\n  tokens: [{{sha256: {hb}}}]\n  stores: {{data: {{url: \"file://{b}\"}}}}\n  milvus: {{main: {{endpoint: \"{ep}\"}}}}\n",
+            data = s(&dir.join("service")),
+            ha = sha(TOKEN_A),
+            hb = sha(TOKEN_B),
+            a = s(&a),
+            b = s(&b),
+            ep = endpoint(),
+        ),
+    )
+    .unwrap();
+    let env = Env { _dir: tempfile::tempdir().unwrap(), dir: dir.clone(), config: config.clone(), expected: g.expected };
+    World { _tmp: tmp, dir, config, env, name }
+}
+
+fn migrate_request() -> serde_json::Value {
+    serde_json::json!({
+        "kind": "migrate",
+        "source": {"meta": {"sqlite": {"store": "data", "path": "src/db/meta.sqlite"}}, "tables": {"store": "data", "prefix": "src/db/tables"}},
+        "staging": {"store": "data", "prefix": "out"},
+        "target": {"milvus": "main"},
+        "options": {"index": "none", "load": true},
+    })
+}
+
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+async fn call(method: &str, url: &str, token: Option<&str>, body: Option<&serde_json::Value>, extra: &[(&str, &str)]) -> Answer {
+    let client = reqwest::Client::new();
+    let mut rq = client.request(method.parse().unwrap(), url);
+    if let Some(t) = token {
+        rq = rq.header("authorization", format!("Bearer {t}"));
+    }
+    if let Some(b) = body {
+        rq = rq.header("content-type", "application/json").body(b.to_string());
+    }
+    for (k, v) in extra {
+        rq = rq.header(*k, *v);
+    }
+    let r = rq.send().await.unwrap();
+    let (status, headers) = (r.status().as_u16(), r.headers().clone());
+    Answer { status, headers, body: r.text().await.unwrap() }
+}
+
+/// Polls a job until it ends (or `until` says stop).
+async fn wait(url: &str, token: &str, id: &str, until: impl Fn(&str) -> bool) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let j = call("GET", &format!("{url}/v1/jobs/{id}"), Some(token), None, &[]).await.json();
+        let state = j["state"].as_str().unwrap().to_string();
+        if until(&state) {
+            return j;
+        }
+        assert!(started.elapsed() < Duration::from_secs(600), "job {id} still {state}: {j:#}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn ended(s: &str) -> bool {
+    matches!(s, "succeeded" | "failed" | "cancelled" | "interrupted")
+}
+
+#[tokio::test]
+async fn tenants_migrate_apart_and_every_route_checks_the_tenant() {
+    let w = world(300).await;
+    let svc = serve(&w.config);
+    let u = &svc.url;
+    assert_eq!(call("GET", &format!("{u}/healthz"), None, None, &[]).await.status, 200);
+    let openapi = call("GET", &format!("{u}/openapi.json"), None, None, &[]).await;
+    let committed = std::fs::read_to_string(mm_tests::tool::repo_root().join("host/src/serve/openapi.json")).unwrap();
+    assert_eq!(openapi.body, committed, "the served OpenAPI document is the committed one");
+
+    // Authentication.
+    let r = call("POST", &format!("{u}/v1/jobs"), None, Some(&migrate_request()), &[]).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.headers["www-authenticate"], "Bearer");
+    assert_eq!(r.headers["content-type"], "application/problem+json");
+    assert_eq!(r.json()["code"], "unauthenticated");
+    assert_eq!(call("GET", &format!("{u}/v1/jobs"), Some("wrong"), None, &[]).await.status, 401);
+
+    // Tenant A's migration.
+    let r = call("POST", &format!("{u}/v1/jobs"), Some(TOKEN_A), Some(&migrate_request()), &[]).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(r.headers["location"], format!("/v1/jobs/{id}").as_str());
+
+    // Tenant B sees nothing of it, on every route.
+    for (m, path) in [("GET", ""), ("POST", "/cancel"), ("POST", "/resume"), ("GET", "/report"), ("GET", "/events")] {
+        let r = call(m, &format!("{u}/v1/jobs/{id}{path}"), Some(TOKEN_B), None, &[]).await;
+        assert_eq!((r.status, r.json()["code"].as_str()), (404, Some("job-not-found")), "{m} {path}: {}", r.body);
+    }
+    assert!(call("GET", &format!("{u}/v1/jobs"), Some(TOKEN_B), None, &[]).await.json()["jobs"].as_array().unwrap().is_empty());
+
+    // Names not granted, paths outside the store, limits above the quota.
+    let mut bad = migrate_request();
+    bad["staging"]["store"] = "theirs".into();
+    let r = call("POST", &format!("{u}/v1/jobs"), Some(TOKEN_A), Some(&bad), &[]).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (403, Some("not-granted")), "{}", r.body);
+    let mut bad = migrate_request();
+    bad["target"]["milvus"] = "other".into();
+    assert_eq!(call("POST", &format!("{u}/v1/jobs"), Some(TOKEN_A), Some(&bad), &[]).await.status, 403);
+    for escape in ["../b/secret", "/etc", "out//x", "./out"] {
+        let mut bad = migrate_request();
+        bad["source"]["tables"]["prefix"] = escape.into();
+        let r = call("POST", &format!("{u}/v1/jobs"), Some(TOKEN_A), Some(&bad), &[]).await;
+        assert_eq!((r.status, r.json()["code"].as_str()), (422, Some("invalid-job")), "{escape}: {}", r.body);
+    }
+    let mut bad = migrate_request();
+    bad["source"]["meta"]["sqlite"]["path"] = "../b/secret/meta.sqlite".into();
+    assert_eq!(call("POST", &format!("{u}/v1/jobs"), Some(TOKEN_B), Some(&bad), &[]).await.status, 422);
+    let mut bad = migrate_request();
+    bad["limits"] = serde_json::json!({"memoryMiB": 4096});
+    assert_eq!(call("POST", &format!("{u}/v1/jobs"), Some(TOKEN_A), Some(&bad), &[]).await.status, 403);
+    let mut bad = migrate_request();
+    bad["options"] = serde_json::json!({"sandbox": {"memoryMiB": 4096}});
+    assert_eq!(call("POST", &format!("{u}/v1/jobs"), Some(TOKEN_A), Some(&bad), &[]).await.status, 422);
+    let mut bad = migrate_request();
+    bad["options"] = serde_json::json!({"noSuchKey": 1});
+    let r = call("POST", &format!("{u}/v1/jobs"), Some(TOKEN_A), Some(&bad), &[]).await;
+    assert!(r.status == 422 && r.body.contains("noSuchKey"), "{}", r.body);
+    assert_eq!(call("POST", &format!("{u}/v1/jobs"), Some(TOKEN_A), None, &[]).await.status, 400);
+
+    // Idempotency: ten concurrent submits with one key make one job; another body is refused.
+    let plan = serde_json::json!({"kind": "plan", "source": migrate_request()["source"].clone(), "staging": {"store": "data", "prefix": "out"}, "target": {"milvus": "main"}});
+    let url = format!("{u}/v1/jobs");
+    let answers = futures::future::join_all((0..10).map(|_| call("POST", &url, Some(TOKEN_B), Some(&plan), &[("idempotency-key", "k1")]))).await;
+    assert!(answers.iter().all(|a| a.status == 202), "{:?}", answers.iter().map(|a| &a.body).collect::<Vec<_>>());
+    let ids: std::collections::BTreeSet<String> = answers.iter().map(|a| a.json()["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids.len(), 1, "one job for one key: {ids:?}");
+    let mut other = plan.clone();
+    other["kind"] = "dump".into();
+    let r = call("POST", &url, Some(TOKEN_B), Some(&other), &[("idempotency-key", "k1")]).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (422, Some("idempotency-key-reused")), "{}", r.body);
+
+    // A's job ends with every row in Milvus once.
+    let j = wait(u, TOKEN_A, &id, ended).await;
+    assert_eq!(j["state"], "succeeded", "{j:#}");
+    assert_eq!(j["report"]["outcome"], "succeeded", "{j:#}");
+    pymilvus_check(&w.env, &w.name, &[]);
+    let r = call("POST", &format!("{u}/v1/jobs/{id}/resume"), Some(TOKEN_A), None, &[]).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (409, Some("job-not-resumable")));
+    assert_eq!(call("POST", &format!("{u}/v1/jobs/{id}/cancel"), Some(TOKEN_A), None, &[]).await.status, 409);
+    let report = call("GET", &format!("{u}/v1/jobs/{id}/report"), Some(TOKEN_A), None, &[]).await;
+    assert_eq!(report.json()["command"], "migrate", "{}", report.body);
+
+    // Events: every state change in order, gap-free; replayed after Last-Event-ID.
+    let all = call("GET", &format!("{u}/v1/jobs/{id}/events"), Some(TOKEN_A), None, &[]).await.body;
+    let seqs: Vec<u64> = all.lines().filter_map(|l| l.strip_prefix("id:")).map(|v| v.trim().parse().unwrap()).collect();
+    assert!(seqs.len() >= 3 && seqs.iter().enumerate().all(|(i, s)| *s == i as u64 + 1), "{all}");
+    assert!(all.contains("\"state\":\"running\"") && all.contains("\"state\":\"succeeded\""), "{all}");
+    let rest = call("GET", &format!("{u}/v1/jobs/{id}/events"), Some(TOKEN_A), None, &[("last-event-id", "2")]).await.body;
+    let first: u64 = rest.lines().find_map(|l| l.strip_prefix("id:")).unwrap().trim().parse().unwrap();
+    assert_eq!(first, 3, "{rest}");
+    // B's plan job, the same names as A's request, resolved into B's own root: B has no
+    // installation there, so it fails naming B's path, never A's.
+    let b_job = ids.into_iter().next().unwrap();
+    let j = wait(u, TOKEN_B, &b_job, ended).await;
+    let err = j["error"].as_str().unwrap_or_default();
+    assert_eq!(j["state"], "failed", "{j:#}");
+    assert!(err.contains(&format!("{}/b/src/db/meta.sqlite", s(&w.dir))) && !err.contains("/a/"), "{j:#}");
+}
+
+#[tokio::test]
+async fn a_service_killed_mid_job_marks_it_interrupted_and_resume_lands_every_row_once() {
+    let w = world(60_000).await;
+    let mut svc = serve(&w.config);
+    let r = call("POST", &format!("{}/v1/jobs", svc.url), Some(TOKEN_A), Some(&migrate_request()), &[]).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    wait(&svc.url, TOKEN_A, &id, |s| s == "running").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    svc.child.kill().unwrap(); // SIGKILL: no goodbye
+    svc.child.wait().unwrap();
+    drop(svc);
+
+    let svc = serve(&w.config);
+    let j = call("GET", &format!("{}/v1/jobs/{id}", svc.url), Some(TOKEN_A), None, &[]).await.json();
+    assert_eq!(j["state"], "interrupted", "never running without an owner: {j:#}");
+    let events = call("GET", &format!("{}/v1/jobs/{id}/events", svc.url), Some(TOKEN_A), None, &[]).await.body;
+    assert!(events.contains("\"state\":\"running\""), "events survive the restart: {events}");
+    let r = call("POST", &format!("{}/v1/jobs/{id}/resume", svc.url), Some(TOKEN_A), None, &[]).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.json()["attempt"], 2);
+    let j = wait(&svc.url, TOKEN_A, &id, ended).await;
+    assert_eq!(j["state"], "succeeded", "{j:#}");
+    pymilvus_check(&w.env, &w.name, &[]);
+}
+
+#[tokio::test]
+async fn a_cancelled_job_resumes_and_lands_every_row_once() {
+    let w = world(60_000).await;
+    let svc = serve(&w.config);
+    let u = &svc.url;
+    let r = call("POST", &format!("{u}/v1/jobs"), Some(TOKEN_A), Some(&migrate_request()), &[]).await;
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    wait(u, TOKEN_A, &id, |s| s == "running").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = call("POST", &format!("{u}/v1/jobs/{id}/cancel"), Some(TOKEN_A), None, &[]).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let j = wait(u, TOKEN_A, &id, ended).await;
+    assert_eq!(j["state"], "cancelled", "{j:#}");
+    let r = call("POST", &format!("{u}/v1/jobs/{id}/resume"), Some(TOKEN_A), None, &[]).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let j = wait(u, TOKEN_A, &id, ended).await;
+    assert_eq!((j["state"].as_str(), j["attempt"].as_i64()), (Some("succeeded"), Some(2)), "{j:#}");
+    pymilvus_check(&w.env, &w.name, &[]);
+}
