@@ -94,12 +94,9 @@ export function blobStore(roots, tracker, { faultAfterWrites = 0 } = {}) {
       return this.length;
     }
     read(max) {
-      const n = Number([BigInt(Math.min(max, MAX_READ)), this.length - this.pos].reduce((a, b) => (a < b ? a : b)));
-      if (n <= 0) return new Uint8Array(0);
-      const buf = new Uint8Array(n);
-      const got = io(this.role, this.path, () => fs.readSync(this.fd, buf, 0, n, Number(this.pos)));
-      this.pos += BigInt(got);
-      return got === n ? buf : buf.subarray(0, got);
+      const left = this.length - this.pos;
+      const n = Math.min(max, MAX_READ, Number(left < BigInt(MAX_READ) ? left : BigInt(MAX_READ)));
+      return this.readInto(new Uint8Array(Math.max(n, 0)));
     }
     /** Reads up to `buf.length` bytes into `buf` (the host's own copies skip the component). */
     readInto(buf) {
