@@ -163,6 +163,55 @@ pub enum Command {
     /// bearer token; they name those grants, never URLs, endpoints or secrets. GET /openapi.json
     /// describes the API.
     Serve(ServeArgs),
+    /// Submit a job to a running `serve` and follow it.
+    ///
+    /// Turns migration.yaml into a job request against the server's named connections: the
+    /// file's paths become paths inside the named store (relative as written, or under
+    /// --source-root / --staging-root), target.milvus2x becomes --milvus NAME, a MySQL meta
+    /// --mysql NAME, migration.sandbox the request's limits; the request carries no endpoint,
+    /// URL or secret. Then it follows the job's events with the progress display, saves the
+    /// job's run report (--report), and exits 0 only when the job succeeded.
+    Submit(SubmitArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SubmitArgs {
+    /// The service's address, e.g. http://127.0.0.1:8080.
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+    /// The environment variable holding the bearer token (never a flag: flags show in `ps`).
+    #[arg(long, value_name = "VAR")]
+    pub token_env: String,
+    /// migration.yaml (default: ./migration.yaml, then ./configs/migration.yaml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What the job does: migrate, dump, load, verify, plan or export.
+    #[arg(long, default_value = "migrate", value_parser = ["migrate", "dump", "load", "verify", "plan", "export"])]
+    pub kind: String,
+    /// The granted store holding the 1.x files (meta and tables).
+    #[arg(long, value_name = "NAME")]
+    pub store: String,
+    /// The granted store for the dump (default: --store).
+    #[arg(long, value_name = "NAME")]
+    pub staging_store: Option<String>,
+    /// The local directory --store serves: absolute source paths in the file are made relative to it.
+    #[arg(long, value_name = "DIR")]
+    pub source_root: Option<PathBuf>,
+    /// The local directory the staging store serves (for an absolute target.local.outputDir).
+    #[arg(long, value_name = "DIR")]
+    pub staging_root: Option<PathBuf>,
+    /// The granted Milvus connection (migrate, load, verify).
+    #[arg(long, value_name = "NAME")]
+    pub milvus: Option<String>,
+    /// The granted MySQL meta database (meta.mode: mysql).
+    #[arg(long, value_name = "NAME")]
+    pub mysql: Option<String>,
+    /// Sent as Idempotency-Key: submitting again with the same key returns the same job.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+    /// Print the job id and return instead of following the job.
+    #[arg(long)]
+    pub no_follow: bool,
 }
 
 #[derive(Debug, clap::Args)]

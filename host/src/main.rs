@@ -16,6 +16,8 @@ mod serve;
 mod settings;
 mod state;
 mod stores;
+mod submit;
+mod unit_gate;
 
 use std::process::ExitCode;
 
@@ -31,6 +33,12 @@ use job::model::Job;
 use settings::Needs;
 
 fn init_logging(verbose: u8, level: Option<&str>) {
+    init_logging_for(verbose, level, false)
+}
+
+/// `jobs`: also file each job's log lines as its events (the service).
+fn init_logging_for(verbose: u8, level: Option<&str>, jobs: bool) {
+    use tracing_subscriber::prelude::*;
     let level = match verbose {
         0 => level.unwrap_or("info").to_string(),
         1 => "debug".into(),
@@ -40,11 +48,8 @@ fn init_logging(verbose: u8, level: Option<&str>) {
         // sqlx warns about pool housekeeping after a lost connection, which the error already says.
         EnvFilter::new(format!("warn,sqlx=error,milvus_migration={level}"))
     });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(|| progress::LogWriter)
-        .try_init();
+    let fmt = tracing_subscriber::fmt::layer().with_target(false).with_writer(|| progress::LogWriter);
+    let _ = tracing_subscriber::registry().with(filter).with(fmt).with(jobs.then_some(serve::events::JobLogLayer)).try_init();
 }
 
 /// Finds, reads and checks migration.yaml, then starts logging at its level.
@@ -83,8 +88,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Serve(args) => {
-            init_logging(cli.verbose, None);
+            init_logging_for(cli.verbose, None, true);
             serve::run(&args.config).await
+        }
+        Command::Submit(args) => {
+            init_logging(cli.verbose, None);
+            submit::run(args, report_path).await
         }
         Command::Component(args) => component::write(&args.out, args.wit.as_deref()).map_err(Failure::Run),
         Command::Export(args) => {
@@ -94,7 +103,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 (None, Some(dsn)) => (job::model::MetaSpec::Mysql(dsn), "-m"),
                 (None, None) => unreachable!("clap requires -m or -s"),
             };
-            job::export::run(&meta, setting, &args.output).await
+            job::export::run(&meta, setting, &args.output, &Default::default()).await
         }
         Command::Dump(args) => {
             let mut s = settings(args.config.as_deref(), args.collections, Needs { meta: true, milvus: false }, cli.verbose)?;

@@ -1,5 +1,7 @@
 //! The run's progress display (indicatif): bytes with rate and ETA, rows with rate. Hidden when
 //! stderr is not a terminal. Log lines go through [`LogWriter`] so they never tear the bar.
+//! A front end that reports a run's events elsewhere (the service) hears progress and units
+//! through an [`Observer`].
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,15 +16,44 @@ fn active() -> &'static Mutex<Option<ProgressBar>> {
     ACTIVE.get_or_init(|| Mutex::new(None))
 }
 
+/// What an observer hears of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Note {
+    /// At most once a second per phase, and once at its end.
+    Progress { phase: String, rows: u64, bytes: u64, total_bytes: u64 },
+    /// A unit of work started, succeeded or failed (with why).
+    Unit { name: String, ok: Option<bool>, error: Option<String> },
+}
+
+/// Who hears a run's notes; the default (the CLI) nobody.
+#[derive(Clone, Default)]
+pub struct Observer(Option<Arc<dyn Fn(Note) + Send + Sync>>);
+
+impl Observer {
+    pub fn new(f: impl Fn(Note) + Send + Sync + 'static) -> Self {
+        Observer(Some(Arc::new(f)))
+    }
+
+    pub fn note(&self, n: impl FnOnce() -> Note) {
+        if let Some(f) = &self.0 {
+            f(n())
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Progress {
     bar: ProgressBar,
     rows: Arc<AtomicU64>,
     started: Instant,
+    label: String,
+    observer: Observer,
+    /// Milliseconds after `started` of the last note sent.
+    noted_ms: Arc<AtomicU64>,
 }
 
 impl Progress {
-    pub fn start(total_bytes: u64, label: &str) -> Self {
+    pub fn start(total_bytes: u64, label: &str, observer: &Observer) -> Self {
         let bar = ProgressBar::new(total_bytes);
         bar.set_style(
             ProgressStyle::with_template(
@@ -32,7 +63,14 @@ impl Progress {
         );
         bar.set_prefix(label.to_string());
         *active().lock().unwrap() = Some(bar.clone());
-        Progress { bar, rows: Arc::new(AtomicU64::new(0)), started: Instant::now() }
+        Progress {
+            bar,
+            rows: Arc::new(AtomicU64::new(0)),
+            started: Instant::now(),
+            label: label.to_string(),
+            observer: observer.clone(),
+            noted_ms: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     pub fn advance(&self, rows: u64, bytes: u64) {
@@ -40,9 +78,25 @@ impl Progress {
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
         self.bar.set_message(format!("{total} rows ({:.0} rows/s)", total as f64 / secs));
         self.bar.inc(bytes);
+        // One note a second at most: whoever swaps the timestamp forward sends it.
+        let now = self.started.elapsed().as_millis() as u64;
+        let last = self.noted_ms.load(Ordering::Relaxed);
+        if now >= last + 1000 && self.noted_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            self.note();
+        }
+    }
+
+    fn note(&self) {
+        self.observer.note(|| Note::Progress {
+            phase: self.label.clone(),
+            rows: self.rows.load(Ordering::Relaxed),
+            bytes: self.bar.position(),
+            total_bytes: self.bar.length().unwrap_or(0),
+        });
     }
 
     pub fn finish(&self) {
+        self.note();
         self.bar.finish_and_clear();
         *active().lock().unwrap() = None;
     }

@@ -1,25 +1,32 @@
 //! The sandbox: the component compiled once per process, and a fresh, limited instance for every
 //! unit of work.
 //!
-//! Limits per instance: linear memory (StoreLimits; a refused grow traps) and a CPU budget in
-//! fuel (wasm instructions, deterministic). A unit that hits either fails alone; the host and
-//! the other units carry on.
+//! Limits per instance: linear memory (StoreLimits; a refused grow traps), a CPU budget in
+//! fuel (wasm instructions, deterministic; the guest yields to the runtime every 10M so a
+//! spinning unit never holds a thread) and, in the service, a wall clock. A unit that hits one
+//! fails alone; the host and the other units carry on.
+//!
+//! The CLI compiles the component per run with on-demand allocation. The service compiles it
+//! once ([`Compiled`] with a pool) and gives each job a [`UnitPolicy`]: the tenant's ceiling on
+//! every unit's limits, its wall clock, and its way through the process-wide [`UnitGate`].
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, Store, StoreLimitsBuilder};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder};
 
 use crate::bindings::{self, engine, types, Migrator, MigratorPre};
 use crate::caps::blob_store::{BlobStoreState, Grants};
 use crate::caps::meta_db::{MetaDbState, MetaSource};
 use crate::caps::milvus::{MilvusConn, MilvusState};
 use crate::caps::report::{ReportState, Warnings};
-use crate::progress::Progress;
+use crate::progress::{Note, Observer, Progress};
 use crate::state::HostState;
+use crate::unit_gate::{Permit, TenantGate};
 
 /// The component, built from `guest/` by build.rs.
 pub const GUEST_COMPONENT: &[u8] = include_bytes!(env!("GUEST_COMPONENT_PATH"));
@@ -27,7 +34,7 @@ pub const GUEST_COMPONENT: &[u8] = include_bytes!(env!("GUEST_COMPONENT_PATH"));
 /// Fuel the guest may burn between yields to the async runtime.
 const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub memory_bytes: usize,
     /// Wasm instructions per unit of work (about 1e9 a second).
@@ -103,17 +110,45 @@ fn load_component(engine: &Engine) -> anyhow::Result<Component> {
     Ok(component)
 }
 
-pub struct Sandbox {
+/// The compiled component with its linker: once per process in the service, shared by every
+/// job's sandbox.
+pub struct Compiled {
     engine: Engine,
     pre: MigratorPre<HostState>,
-    limits: Limits,
 }
 
-impl Sandbox {
-    pub fn new(limits: Limits) -> anyhow::Result<Self> {
+/// The pooling allocator's size: slots for this many instances at once, each memory up to
+/// `max_memory_bytes` (the real per-unit cap stays in StoreLimits).
+#[derive(Debug, Clone, Copy)]
+pub struct Pool {
+    pub units: u32,
+    pub max_memory_bytes: usize,
+}
+
+/// Core instances, memories and tables one instance of the component may hold (the same
+/// numbers cap the store).
+const CORE_INSTANCES_PER_UNIT: u32 = 16;
+const MEMORIES_PER_UNIT: u32 = 4;
+const TABLES_PER_UNIT: u32 = 16;
+
+impl Compiled {
+    /// Compiles (or loads the cached compilation of) the component. With `pool`, instances come
+    /// from the pooling allocator: their memory is reserved up front and reused, which makes a
+    /// fresh instance per unit cheap for a server.
+    pub fn new(pool: Option<Pool>) -> anyhow::Result<Arc<Self>> {
         let mut cfg = Config::new();
         cfg.wasm_component_model(true);
         cfg.consume_fuel(true);
+        if let Some(p) = pool {
+            let mut pc = PoolingAllocationConfig::default();
+            pc.total_component_instances(p.units)
+                .total_core_instances(p.units * CORE_INSTANCES_PER_UNIT)
+                .total_memories(p.units * MEMORIES_PER_UNIT)
+                .total_tables(p.units * TABLES_PER_UNIT)
+                .total_stacks(p.units)
+                .max_memory_size(p.max_memory_bytes);
+            cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pc));
+        }
         let engine = Engine::new(&cfg)?;
         let component = load_component(&engine)?;
         let mut linker = Linker::<HostState>::new(&engine);
@@ -123,19 +158,94 @@ impl Sandbox {
         bindings::report::add_to_linker::<HostState, HasSelf<ReportState>>(&mut linker, |s| &mut s.report)?;
         bindings::target::add_to_linker::<HostState, HasSelf<MilvusState>>(&mut linker, |s| &mut s.milvus)?;
         let pre = MigratorPre::new(linker.instantiate_pre(&component)?)?;
-        Ok(Sandbox { engine, pre, limits })
+        Ok(Arc::new(Compiled { engine, pre }))
+    }
+}
+
+/// How a job's units run when it shares the process with other tenants' jobs (the service).
+/// The default (the CLI) compiles its own component and has no ceiling, gate or wall clock.
+#[derive(Clone, Default)]
+pub struct UnitPolicy {
+    pub compiled: Option<Arc<Compiled>>,
+    /// Every unit waits here for its tenant's turn and a free slot.
+    pub gate: Option<TenantGate>,
+    /// The most any unit may take, budgets the host computes itself included (the tenant's quota).
+    pub ceiling: Option<Limits>,
+    pub wall_clock: Option<Duration>,
+    /// Hears each unit start and end, and the phases' progress.
+    pub observer: Observer,
+}
+
+impl std::fmt::Debug for UnitPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnitPolicy")
+            .field("shared", &self.compiled.is_some())
+            .field("gated", &self.gate.is_some())
+            .field("ceiling", &self.ceiling)
+            .field("wall_clock", &self.wall_clock)
+            .finish()
+    }
+}
+
+/// What a unit's trap says when its wall clock ran out.
+const WALL_CLOCK: &str = "wall-clock limit of the unit reached";
+
+/// One unit's instance, with what it was given.
+struct Unit {
+    name: String,
+    store: Store<HostState>,
+    inst: Migrator,
+    limits: Limits,
+    _slot: Option<Permit>,
+}
+
+pub struct Sandbox {
+    compiled: Arc<Compiled>,
+    limits: Limits,
+    policy: UnitPolicy,
+}
+
+impl Sandbox {
+    /// A sandbox of its own (the CLI; tests).
+    pub fn new(limits: Limits) -> anyhow::Result<Self> {
+        Self::with_policy(limits, &UnitPolicy::default())
     }
 
-    /// A fresh instance with its own store, limits and capabilities.
-    async fn instance(&self, caps: Caps) -> anyhow::Result<(Store<HostState>, Migrator)> {
-        let memory = caps.memory_bytes.unwrap_or(self.limits.memory_bytes);
-        let fuel = caps.fuel.unwrap_or(self.limits.fuel);
+    /// A job's sandbox: the shared compilation, gate and ceiling of `policy` when it has them.
+    pub fn with_policy(limits: Limits, policy: &UnitPolicy) -> anyhow::Result<Self> {
+        let compiled = match &policy.compiled {
+            Some(c) => c.clone(),
+            None => Compiled::new(None)?,
+        };
+        Ok(Sandbox { compiled, limits, policy: policy.clone() })
+    }
+
+    /// The most a unit may get (the tenant's quota in the service).
+    pub fn ceiling(&self) -> Option<Limits> {
+        self.policy.ceiling
+    }
+
+    /// A fresh instance with its own store, limits and capabilities, once the gate lets it run.
+    async fn instance(&self, caps: Caps) -> anyhow::Result<Unit> {
+        let slot = match &self.policy.gate {
+            Some(g) => Some(g.acquire().await),
+            None => None,
+        };
+        self.policy.observer.note(|| Note::Unit { name: caps.unit.clone(), ok: None, error: None });
+        let mut limits = Limits {
+            memory_bytes: caps.memory_bytes.unwrap_or(self.limits.memory_bytes),
+            fuel: caps.fuel.unwrap_or(self.limits.fuel),
+        };
+        if let Some(c) = self.policy.ceiling {
+            limits = Limits { memory_bytes: limits.memory_bytes.min(c.memory_bytes), fuel: limits.fuel.min(c.fuel) };
+        }
+        let name = caps.unit.clone();
         let state = HostState {
             limits: StoreLimitsBuilder::new()
-                .memory_size(memory)
-                .instances(16)
-                .tables(16)
-                .memories(4)
+                .memory_size(limits.memory_bytes)
+                .instances(CORE_INSTANCES_PER_UNIT as usize)
+                .tables(TABLES_PER_UNIT as usize)
+                .memories(MEMORIES_PER_UNIT as usize)
                 .trap_on_grow_failure(true)
                 .build(),
             meta: MetaDbState { source: caps.meta },
@@ -143,32 +253,53 @@ impl Sandbox {
             milvus: MilvusState { conn: caps.milvus },
             report: ReportState { unit: caps.unit, progress: caps.progress, warnings: caps.warnings, error: None },
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(&self.compiled.engine, state);
         store.limiter(|s| &mut s.limits);
-        store.set_fuel(fuel)?;
+        store.set_fuel(limits.fuel)?;
         store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))?;
-        let inst = self.pre.instantiate_async(&mut store).await?;
-        Ok((store, inst))
+        let inst = self.compiled.pre.instantiate_async(&mut store).await?;
+        Ok(Unit { name, store, inst, limits, _slot: slot })
+    }
+
+    /// A call, stopped when the unit's wall clock runs out (the call yields often, so the
+    /// timer gets its turn even while the guest computes).
+    async fn timed<T>(&self, call: impl std::future::Future<Output = wasmtime::Result<T>>) -> wasmtime::Result<T> {
+        match self.policy.wall_clock {
+            None => call.await,
+            Some(d) => tokio::time::timeout(d, call).await.unwrap_or_else(|_| Err(wasmtime::Error::msg(WALL_CLOCK))),
+        }
     }
 
     /// Turns a call's outcome into the unit's result, naming limits when one was hit.
-    fn outcome<T>(
-        &self,
-        r: wasmtime::Result<Result<T, types::Error>>,
-        store: &Store<HostState>,
-    ) -> Result<T, UnitError> {
+    fn outcome<T>(&self, r: wasmtime::Result<Result<T, types::Error>>, unit: &Unit) -> Result<T, UnitError> {
+        let r = self.judge(r, unit);
+        self.policy.observer.note(|| Note::Unit {
+            name: unit.name.clone(),
+            ok: Some(r.is_ok()),
+            error: r.as_ref().err().map(|e| e.to_string()),
+        });
+        r
+    }
+
+    fn judge<T>(&self, r: wasmtime::Result<Result<T, types::Error>>, unit: &Unit) -> Result<T, UnitError> {
+        let (store, limits) = (&unit.store, unit.limits);
+        // In the service the limits are the tenant's quota, not the user's setting.
+        let (memory_key, fuel_key) = match self.policy.ceiling {
+            Some(_) => ("the tenant's quota memoryMiBPerUnit", "the tenant's quota fuelPerUnit"),
+            None => ("raise migration.sandbox.memoryMiB", "raise migration.sandbox.fuel"),
+        };
         match r {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(UnitError::Engine(e)),
             Err(trap) => {
                 let text = format!("{trap:?}");
                 let why = if text.contains("all fuel consumed") {
-                    format!("CPU budget exceeded ({} units of fuel; raise migration.sandbox.fuel)", self.limits.fuel)
+                    format!("CPU budget exceeded ({} units of fuel; {fuel_key})", limits.fuel)
                 } else if text.contains("growing memory") || text.contains("memory.grow") {
-                    format!(
-                        "memory limit exceeded ({} MiB; raise migration.sandbox.memoryMiB)",
-                        self.limits.memory_bytes >> 20
-                    )
+                    format!("memory limit exceeded ({} MiB; {memory_key})", limits.memory_bytes >> 20)
+                } else if text.contains(WALL_CLOCK) {
+                    let secs = self.policy.wall_clock.map_or(0, |d| d.as_secs());
+                    format!("{WALL_CLOCK} ({secs} s; the tenant's quota wallClockSecondsPerUnit)")
                 } else {
                     // The root cause (e.g. the unreachable instruction a panic ends in) and what the
                     // engine reported before it (the panic message); the wasm backtrace only with -v.
@@ -182,9 +313,9 @@ impl Sandbox {
     }
 
     pub async fn export_meta(&self, caps: Caps) -> Result<String, UnitError> {
-        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
-        let r = inst.milvus_migration_engine().call_export_meta(&mut store).await;
-        self.outcome(r, &store)
+        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = self.timed(u.inst.milvus_migration_engine().call_export_meta(&mut u.store)).await;
+        self.outcome(r, &u)
     }
 
     pub async fn plan_dump(
@@ -193,9 +324,9 @@ impl Sandbox {
         meta: &engine::MetaSource,
         opts: &engine::DumpOptions,
     ) -> Result<engine::DumpPlan, UnitError> {
-        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
-        let r = inst.milvus_migration_engine().call_plan_dump(&mut store, meta, opts).await;
-        self.outcome(r, &store)
+        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = self.timed(u.inst.milvus_migration_engine().call_plan_dump(&mut u.store, meta, opts)).await;
+        self.outcome(r, &u)
     }
 
     pub async fn dump_segment(
@@ -204,9 +335,9 @@ impl Sandbox {
         unit: &engine::SegmentUnit,
         opts: &engine::DumpOptions,
     ) -> Result<engine::SegmentReport, UnitError> {
-        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
-        let r = inst.milvus_migration_engine().call_dump_segment(&mut store, unit, opts).await;
-        self.outcome(r, &store)
+        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = self.timed(u.inst.milvus_migration_engine().call_dump_segment(&mut u.store, unit, opts)).await;
+        self.outcome(r, &u)
     }
 
     pub async fn dump_pack(
@@ -216,9 +347,9 @@ impl Sandbox {
         output_dir: &str,
         opts: &engine::DumpOptions,
     ) -> Result<engine::PackReport, UnitError> {
-        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
-        let r = inst.milvus_migration_engine().call_dump_pack(&mut store, units, output_dir, opts).await;
-        self.outcome(r, &store)
+        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = self.timed(u.inst.milvus_migration_engine().call_dump_pack(&mut u.store, units, output_dir, opts)).await;
+        self.outcome(r, &u)
     }
 
     pub async fn find_duplicates(
@@ -227,15 +358,15 @@ impl Sandbox {
         units: &[engine::SegmentUnit],
         opts: &engine::DumpOptions,
     ) -> Result<engine::DuplicateReport, UnitError> {
-        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
-        let r = inst.milvus_migration_engine().call_find_duplicates(&mut store, units, opts).await;
-        self.outcome(r, &store)
+        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = self.timed(u.inst.milvus_migration_engine().call_find_duplicates(&mut u.store, units, opts)).await;
+        self.outcome(r, &u)
     }
 
     pub async fn invalidate_manifest(&self, caps: Caps) -> Result<(), UnitError> {
-        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
-        let r = inst.milvus_migration_engine().call_invalidate_manifest(&mut store).await;
-        self.outcome(r, &store)
+        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = self.timed(u.inst.milvus_migration_engine().call_invalidate_manifest(&mut u.store)).await;
+        self.outcome(r, &u)
     }
 
     pub async fn write_manifest(
@@ -246,15 +377,15 @@ impl Sandbox {
         reports: &[engine::SegmentReport],
         pack_files: &[Vec<bindings::blob_store::Written>],
     ) -> Result<bindings::blob_store::Written, UnitError> {
-        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
-        let r = inst.milvus_migration_engine().call_write_manifest(&mut store, plan, opts, reports, pack_files).await;
-        self.outcome(r, &store)
+        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = self.timed(u.inst.milvus_migration_engine().call_write_manifest(&mut u.store, plan, opts, reports, pack_files)).await;
+        self.outcome(r, &u)
     }
 
     pub async fn plan_load(&self, caps: Caps, opts: &engine::LoadOptions) -> Result<engine::LoadPlan, UnitError> {
-        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
-        let r = inst.milvus_migration_engine().call_plan_load(&mut store, opts).await;
-        self.outcome(r, &store)
+        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = self.timed(u.inst.milvus_migration_engine().call_plan_load(&mut u.store, opts)).await;
+        self.outcome(r, &u)
     }
 
     pub async fn plan_early_load(
@@ -266,21 +397,21 @@ impl Sandbox {
         pack_files: &[Option<Vec<bindings::blob_store::Written>>],
         load_options: &engine::LoadOptions,
     ) -> Result<engine::LoadPlan, UnitError> {
-        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
-        let r = inst.milvus_migration_engine().call_plan_early_load(&mut store, plan, dump_options, reports, pack_files, load_options).await;
-        self.outcome(r, &store)
+        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = self.timed(u.inst.milvus_migration_engine().call_plan_early_load(&mut u.store, plan, dump_options, reports, pack_files, load_options)).await;
+        self.outcome(r, &u)
     }
 
     pub async fn load_collection(&self, caps: Caps, c: &engine::CollectionLoad) -> Result<engine::LoadReport, UnitError> {
-        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
-        let r = inst.milvus_migration_engine().call_load_collection(&mut store, c).await;
-        self.outcome(r, &store)
+        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = self.timed(u.inst.milvus_migration_engine().call_load_collection(&mut u.store, c)).await;
+        self.outcome(r, &u)
     }
 
     pub async fn verify_collection(&self, caps: Caps, c: &engine::CollectionLoad) -> Result<engine::VerifyReport, UnitError> {
-        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
-        let r = inst.milvus_migration_engine().call_verify_collection(&mut store, c).await;
-        self.outcome(r, &store)
+        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = self.timed(u.inst.milvus_migration_engine().call_verify_collection(&mut u.store, c)).await;
+        self.outcome(r, &u)
     }
 
     pub async fn plan_migration(
@@ -290,15 +421,15 @@ impl Sandbox {
         dopts: &engine::DumpOptions,
         lopts: &engine::LoadOptions,
     ) -> Result<engine::MigrationPlan, UnitError> {
-        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
-        let r = inst.milvus_migration_engine().call_plan_migration(&mut store, meta, dopts, lopts).await;
-        self.outcome(r, &store)
+        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = self.timed(u.inst.milvus_migration_engine().call_plan_migration(&mut u.store, meta, dopts, lopts)).await;
+        self.outcome(r, &u)
     }
 
     pub async fn cleanup_collection(&self, caps: Caps, c: &engine::CollectionLoad) -> Result<u32, UnitError> {
-        let (mut store, inst) = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
-        let r = inst.milvus_migration_engine().call_cleanup_collection(&mut store, c).await;
-        self.outcome(r, &store)
+        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let r = self.timed(u.inst.milvus_migration_engine().call_cleanup_collection(&mut u.store, c)).await;
+        self.outcome(r, &u)
     }
 }
 

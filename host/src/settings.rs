@@ -571,6 +571,7 @@ impl Job {
             limits,
             log_level: f.log.level,
             cancel: Default::default(),
+            units: Default::default(),
         })
     }
 }

@@ -8,6 +8,7 @@ pub mod interrupt;
 pub mod milvus_env;
 pub mod npy;
 pub mod samples;
+pub mod service;
 pub mod spec;
 pub mod tool;
 

@@ -81,6 +81,25 @@ fn empty_params() -> String {
     "{}".into()
 }
 
+impl Spec {
+    /// One float collection (L2, FLAT) with these segments in its default partition.
+    pub fn one_collection(seed: u64, name: &str, dim: u32, segments: Vec<SegmentSpec>) -> Spec {
+        Spec {
+            seed,
+            collections: vec![CollectionSpec {
+                name: name.to_string(),
+                dim,
+                metric: 1,
+                engine_type: 1,
+                index_params: "{}".into(),
+                dropped: false,
+                segments,
+                partitions: vec![],
+            }],
+        }
+    }
+}
+
 impl CollectionSpec {
     pub fn binary(&self) -> bool {
         (3..=7).contains(&self.metric)

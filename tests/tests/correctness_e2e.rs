@@ -8,22 +8,10 @@ use std::process::Command;
 
 use mm_tests::milvus_env::{cmd, endpoint, pymilvus_check, pymilvus_check_with, s, setup, spawn, unique, Env};
 use mm_tests::tool::{python, text};
-use mm_tests::{CollectionSpec, SegmentSpec, Spec};
+use mm_tests::{SegmentSpec, Spec};
 
 fn one_collection(name: &str, dim: u32, segments: Vec<SegmentSpec>) -> Spec {
-    Spec {
-        seed: 23,
-        collections: vec![CollectionSpec {
-            name: name.into(),
-            dim,
-            metric: 1,
-            engine_type: 1,
-            index_params: "{}".into(),
-            dropped: false,
-            segments,
-            partitions: vec![],
-        }],
-    }
+    Spec::one_collection(23, name, dim, segments)
 }
 
 fn ok(o: &std::process::Output) -> String {

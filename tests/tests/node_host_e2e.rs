@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use mm_tests::milvus_env::{cmd, endpoint, pymilvus_check, s, setup, unique, Env};
 use mm_tests::tool::{patch, repo_root, run, text};
-use mm_tests::{CollectionSpec, SegmentSpec, Spec};
+use mm_tests::{SegmentSpec, Spec};
 
 fn node_host() -> PathBuf {
     repo_root().join("tests/node-host")
@@ -105,19 +105,7 @@ fn both_dump_the_same(env: &Env, yaml: &str, flags: &[&str]) -> Output {
 }
 
 fn float(name: &str, segments: Vec<SegmentSpec>) -> Spec {
-    Spec {
-        seed: 11,
-        collections: vec![CollectionSpec {
-            name: name.into(),
-            dim: 4,
-            metric: 1,
-            engine_type: 1,
-            index_params: "{}".into(),
-            dropped: false,
-            segments,
-            partitions: vec![],
-        }],
-    }
+    Spec::one_collection(11, name, 4, segments)
 }
 
 fn seg(rows: u64, deleted: &[i32]) -> SegmentSpec {

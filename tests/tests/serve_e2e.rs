@@ -4,74 +4,23 @@
 //! keys hold under concurrent submits, events replay, and a service killed mid-job comes back
 //! with the job `interrupted`, which resumes to an exact load.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mm_tests::milvus_env::{endpoint, pymilvus_check, s, unique, Env};
-use mm_tests::tool::binary;
-use mm_tests::{generate, CollectionSpec, SegmentSpec, Spec};
-use sha2::{Digest, Sha256};
+use mm_tests::service::{call, ended, serve, sha, wait, World};
+use mm_tests::{generate, SegmentSpec, Spec};
 
 const TOKEN_A: &str = "token-of-tenant-a";
 const TOKEN_B: &str = "token-of-tenant-b";
 
-fn sha(t: &str) -> String {
-    Sha256::digest(t.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-struct Service {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `serve` on a free loopback port and waits for its first line.
-fn serve(config: &Path) -> Service {
-    let mut child = Command::new(binary()).args(["serve", "--config", s(config)]).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
-    let mut line = String::new();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    out.read_line(&mut line).unwrap();
-    // Keep reading what the service prints (a closed pipe would fail its writes).
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap_or_else(|| panic!("serve said: {line}")).to_string();
-    Service { child, url }
-}
-
 /// Two tenants, each with its own directory; tenant A's holds a 1.x installation.
-struct World {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    config: PathBuf,
-    env: Env,
-    name: String,
-}
 
 async fn world(rows: u64) -> World {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let (a, b) = (dir.join("a"), dir.join("b"));
     let name = unique("served");
-    let spec = Spec {
-        seed: 5,
-        collections: vec![CollectionSpec {
-            name: name.clone(),
-            dim: 8,
-            metric: 1,
-            engine_type: 1,
-            index_params: "{}".into(),
-            dropped: false,
-            segments: vec![SegmentSpec { rows, deleted: vec![3, 1, 3], ..Default::default() }, SegmentSpec { rows: 40, ..Default::default() }],
-            partitions: vec![],
-        }],
-    };
+    let spec = Spec::one_collection(5, &name, 8, vec![SegmentSpec { rows, deleted: vec![3, 1, 3], ..Default::default() }, SegmentSpec { rows: 40, ..Default::default() }]);
     let g = generate(&spec, &a.join("src"), true).await.unwrap();
     // Tenant B's own file, which no request of A may reach.
     std::fs::create_dir_all(b.join("secret")).unwrap();
@@ -104,53 +53,6 @@ fn migrate_request() -> serde_json::Value {
         "target": {"milvus": "main"},
         "options": {"index": "none", "load": true},
     })
-}
-
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
-async fn call(method: &str, url: &str, token: Option<&str>, body: Option<&serde_json::Value>, extra: &[(&str, &str)]) -> Answer {
-    let client = reqwest::Client::new();
-    let mut rq = client.request(method.parse().unwrap(), url);
-    if let Some(t) = token {
-        rq = rq.header("authorization", format!("Bearer {t}"));
-    }
-    if let Some(b) = body {
-        rq = rq.header("content-type", "application/json").body(b.to_string());
-    }
-    for (k, v) in extra {
-        rq = rq.header(*k, *v);
-    }
-    let r = rq.send().await.unwrap();
-    let (status, headers) = (r.status().as_u16(), r.headers().clone());
-    Answer { status, headers, body: r.text().await.unwrap() }
-}
-
-/// Polls a job until it ends (or `until` says stop).
-async fn wait(url: &str, token: &str, id: &str, until: impl Fn(&str) -> bool) -> serde_json::Value {
-    let started = Instant::now();
-    loop {
-        let j = call("GET", &format!("{url}/v1/jobs/{id}"), Some(token), None, &[]).await.json();
-        let state = j["state"].as_str().unwrap().to_string();
-        if until(&state) {
-            return j;
-        }
-        assert!(started.elapsed() < Duration::from_secs(600), "job {id} still {state}: {j:#}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
-fn ended(s: &str) -> bool {
-    matches!(s, "succeeded" | "failed" | "cancelled" | "interrupted")
 }
 
 #[tokio::test]

@@ -69,15 +69,25 @@ async fn duplicates(sandbox: &Sandbox, base: &Caps, plan: &mut engine::DumpPlan,
         let idx: Vec<usize> = (0..plan.units.len()).filter(|&i| plan.units[i].collection == c.name).collect();
         let units: Vec<engine::SegmentUnit> = idx.iter().map(|&i| plan.units[i].clone()).collect();
         let rows: u64 = units.iter().map(|u| u.rows).sum();
-        let need = (64 << 20) + rows.saturating_mul(12);
+        let need = ((64 << 20) + rows.saturating_mul(12)).min(4 << 30) as usize;
         // Reading and sorting costs some thousand instructions a row at most.
         let caps = Caps {
             unit: format!("{} ids", c.name),
-            memory_bytes: Some((need.min(4 << 30) as usize).max(memory)),
+            memory_bytes: Some(need.max(memory)),
             fuel: Some(fuel.max(rows.saturating_mul(5_000))),
             ..base.clone()
         };
-        let r = match sandbox.find_duplicates(caps, &units, opts).await {
+        // Under a ceiling (the service's tenant quota) the instance would be capped and trap
+        // late; say so up front instead. The fuel estimate is generous, so it is only capped.
+        let scan = match sandbox.ceiling() {
+            Some(c) if need > c.memory_bytes => Err(format!(
+                "the scan of {rows} ids needs {} MiB in one instance; the tenant's quota allows {} MiB per unit",
+                need >> 20,
+                c.memory_bytes >> 20
+            )),
+            _ => sandbox.find_duplicates(caps, &units, opts).await.map_err(|e| e.to_string()),
+        };
+        let r = match scan {
             Ok(r) => r,
             // keep-last cannot be honoured without the check; keep-all only loses the report
             // (a segment too broken to read fails in its own unit, with the reason).
@@ -183,7 +193,7 @@ async fn dump_all(s: &Job, rec: &Recorder, wait_for_others: bool, early: &overla
     let grants = grants(s).await.map_err(Failure::Run)?;
     let meta = s.meta.as_ref().expect("dump settings carry the meta");
     let (meta_source, db) = meta_source(meta, &s.source).await?;
-    let sandbox = Sandbox::new(s.limits).map_err(Failure::Run)?;
+    let sandbox = Sandbox::with_policy(s.limits, &s.units).map_err(Failure::Run)?;
     let opts = dump_options(s);
     let warnings = Arc::new(std::sync::Mutex::new(Vec::new()));
     let base = Caps { grants: grants.clone(), warnings: warnings.clone(), ..Default::default() };
@@ -245,7 +255,7 @@ async fn dump_all(s: &Job, rec: &Recorder, wait_for_others: bool, early: &overla
         }
     }
     let total: u64 = todo.iter().flat_map(|item| item.units(&plan)).map(|k| plan.units[k].file_size).sum();
-    let progress = Progress::start(total, "dump");
+    let progress = Progress::start(total, "dump", &s.units.observer);
     let results: Vec<_> = futures::stream::iter(todo.iter().copied())
         .map(|item| {
             let sandbox = &sandbox;

@@ -25,7 +25,7 @@ pub async fn connect(s: &Job) -> Result<(Sandbox, Caps), Failure> {
     let m = s.milvus.as_ref().expect("load settings carry milvus");
     let conn = MilvusConn::connect(m, paths).await.map_err(Failure::Run)?;
     println!("Milvus {} at {}, database {:?}", conn.version, m.endpoint, m.database);
-    let sandbox = Sandbox::new(s.limits).map_err(Failure::Run)?;
+    let sandbox = Sandbox::with_policy(s.limits, &s.units).map_err(Failure::Run)?;
     let caps = Caps { grants, milvus: Some(Arc::new(conn)), ..Default::default() };
     Ok((sandbox, caps))
 }
@@ -175,7 +175,7 @@ async fn load_all(s: &Job, verify_after: bool, rec: &Recorder) -> Result<(), Fai
             if c.exists { " (collection exists)" } else { "" }
         );
     }
-    let progress = Progress::start(0, "load");
+    let progress = Progress::start(0, "load", &s.units.observer);
     let (at_once, in_flight) = concurrency(s.loader_workers.get(), plan.collections.len());
     let results: Vec<_> = futures::stream::iter(plan.collections.iter())
         .map(|c| {

@@ -10,7 +10,7 @@ pub async fn run(s: &Job, rec: &Recorder) -> Result<(), Failure> {
     // The export step: a meta.json of the source, kept next to the dump.
     if let (Some(meta), job::model::StoreSpec::Local(out)) = (&s.meta, &s.target) {
         if let (_, Some(db)) = job::dump::meta_source(meta, &s.source).await? {
-            job::export::export(db, out).await?;
+            job::export::export(db, out, &s.units).await?;
         }
     }
     // Import while dumping (one process only: workers share units across machines).

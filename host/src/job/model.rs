@@ -5,7 +5,7 @@
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
-use crate::sandbox::Limits;
+use crate::sandbox::{Limits, UnitPolicy};
 
 // Connection parameters are the capabilities' own types; a job names them.
 pub use crate::caps::milvus::MilvusConnection;
@@ -110,6 +110,9 @@ pub struct Job {
     /// Set by a front end that can stop a run (the service's cancel): each leased phase stops
     /// at once and releases its lease, and later phases do not start.
     pub cancel: Cancel,
+    /// How units run beside other jobs (the service: shared compilation, tenant ceiling, wall
+    /// clock, fair slots); the default runs them alone.
+    pub units: UnitPolicy,
 }
 
 /// A stop signal for a running job; the default never fires.

@@ -97,6 +97,7 @@ pub fn router(runner: Shared) -> Router {
         .route("/v1/jobs/{id}/cancel", post(cancel))
         .route("/v1/jobs/{id}/resume", post(resume))
         .route("/v1/jobs/{id}/report", get(report))
+        .route("/v1/jobs/{id}/logs", get(logs))
         .route("/v1/jobs/{id}/events", get(events))
         .with_state(runner)
 }
@@ -114,10 +115,13 @@ async fn submit(State(runner): State<Shared>, headers: HeaderMap, body: axum::bo
     })?;
     let active = runner.store.count(&t.id, &[JobState::Queued, JobState::Running, JobState::Cancelling]).await?;
     let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
-    if active >= t.quotas.active_jobs && key.is_none() {
+    let over_quota = || {
         let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "quota", format!("{active} active job(s): the tenant's quota is {}", t.quotas.active_jobs));
         p.retry_after = Some(10);
-        return Err(p);
+        p
+    };
+    if active >= t.quotas.active_jobs && key.is_none() {
+        return Err(over_quota());
     }
     let value = serde_json::to_value(&request).map_err(anyhow::Error::from)?;
     let kind = format!("{:?}", request.kind).to_lowercase();
@@ -125,9 +129,7 @@ async fn submit(State(runner): State<Shared>, headers: HeaderMap, body: axum::bo
         Ok((job, true)) => {
             if active >= t.quotas.active_jobs {
                 runner.store.set_state(&job.id, JobState::Failed, Some("refused: the tenant's active-job quota")).await?;
-                let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "quota", format!("{active} active job(s): the tenant's quota is {}", t.quotas.active_jobs));
-                p.retry_after = Some(10);
-                return Err(p);
+                return Err(over_quota());
             }
             runner.start(job.id.clone());
             Ok(job_response(StatusCode::ACCEPTED, &job))
@@ -192,6 +194,14 @@ async fn report(State(runner): State<Shared>, headers: HeaderMap, Path(id): Path
     Ok(([(header::CONTENT_TYPE, "application/json")], r).into_response())
 }
 
+/// The job's log lines as text, one per line: `<sequence> <level> <message>`.
+async fn logs(State(runner): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, Problem> {
+    let t = tenant(&runner, &headers)?;
+    runner.store.get(&t.id, &id).await?.ok_or_else(|| not_found(&id))?;
+    let lines: String = runner.store.logs(&id).await?.into_iter().map(|(seq, level, msg)| format!("{seq} {level} {msg}\n")).collect();
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], lines).into_response())
+}
+
 async fn tenant_info(State(runner): State<Shared>, headers: HeaderMap) -> Result<Response, Problem> {
     let t = tenant(&runner, &headers)?;
     let q = t.quotas;
@@ -200,8 +210,9 @@ async fn tenant_info(State(runner): State<Shared>, headers: HeaderMap) -> Result
     Ok(Json(serde_json::json!({
         "id": t.id,
         "quotas": {"runningJobs": q.running_jobs, "activeJobs": q.active_jobs, "concurrentUnits": q.concurrent_units,
-                   "memoryMiBPerUnit": q.memory_mib_per_unit, "fuelPerUnit": q.fuel_per_unit},
-        "usage": {"runningJobs": running, "activeJobs": active},
+                   "memoryMiBPerUnit": q.memory_mib_per_unit, "fuelPerUnit": q.fuel_per_unit,
+                   "wallClockSecondsPerUnit": q.wall_clock_seconds_per_unit},
+        "usage": {"runningJobs": running, "activeJobs": active, "runningUnits": runner.units_running(&t.id)},
         "stores": t.stores.keys().collect::<Vec<_>>(),
         "milvus": t.milvus.keys().collect::<Vec<_>>(),
         "mysql": t.mysql.keys().collect::<Vec<_>>(),

@@ -12,6 +12,8 @@ use serde::Deserialize;
 struct File {
     listen: String,
     data_dir: PathBuf,
+    /// Units of work (instances) of all tenants at once; the pooling allocator's size.
+    concurrent_units: Option<u32>,
     tenants: Vec<TenantFile>,
 }
 
@@ -81,6 +83,7 @@ struct QuotasFile {
     #[serde(rename = "memoryMiBPerUnit")]
     memory_mib_per_unit: Option<u64>,
     fuel_per_unit: Option<u64>,
+    wall_clock_seconds_per_unit: Option<u64>,
 }
 
 /// A granted store, as the job model's migration.yaml keys want it.
@@ -111,6 +114,15 @@ pub struct Quotas {
     pub concurrent_units: usize,
     pub memory_mib_per_unit: u64,
     pub fuel_per_unit: u64,
+    /// A unit still running after this long is stopped.
+    pub wall_clock_seconds_per_unit: u64,
+}
+
+impl Quotas {
+    /// What every unit of the tenant's jobs may take at most.
+    pub fn ceiling(&self) -> crate::sandbox::Limits {
+        crate::sandbox::Limits { memory_bytes: (self.memory_mib_per_unit as usize) << 20, fuel: self.fuel_per_unit }
+    }
 }
 
 pub struct Tenant {
@@ -126,6 +138,7 @@ pub struct Tenant {
 pub struct ServeConfig {
     pub listen: String,
     pub data_dir: PathBuf,
+    pub concurrent_units: u32,
     pub tenants: Vec<Tenant>,
 }
 
@@ -224,13 +237,21 @@ impl ServeConfig {
                 concurrent_units: q.concurrent_units.unwrap_or(2).max(1),
                 memory_mib_per_unit: q.memory_mib_per_unit.unwrap_or(256),
                 fuel_per_unit: q.fuel_per_unit.unwrap_or(200_000_000_000),
+                wall_clock_seconds_per_unit: q.wall_clock_seconds_per_unit.unwrap_or(3600).max(1),
             };
+            if !(16..=4096).contains(&quotas.memory_mib_per_unit) {
+                problems.push(format!("{at}: quotas.memoryMiBPerUnit must be 16..4096 (the engine's least; a wasm32 instance's most)"));
+            }
+            if quotas.fuel_per_unit < 1_000_000 {
+                problems.push(format!("{at}: quotas.fuelPerUnit must be at least 1000000"));
+            }
             tenants.push(Tenant { id: t.id, token_hashes, stores, milvus, mysql, quotas });
         }
         if !problems.is_empty() {
             anyhow::bail!("{}: {}", path.display(), problems.join("; "));
         }
-        Ok(ServeConfig { listen: f.listen, data_dir: f.data_dir, tenants })
+        let concurrent_units = f.concurrent_units.unwrap_or(16).max(1);
+        Ok(ServeConfig { listen: f.listen, data_dir: f.data_dir, concurrent_units, tenants })
     }
 
     /// The tenant a bearer token belongs to. Every hash is compared, each in constant time, so

@@ -4,6 +4,7 @@
 
 mod api;
 pub mod config;
+pub mod events;
 pub mod request;
 mod runner;
 mod store;
@@ -18,7 +19,7 @@ pub async fn run(config_path: &Path) -> Result<(), Failure> {
     let store = store::JobStore::open(&config.data_dir).await.map_err(Failure::Run)?;
     // No job shows `running` without an owner: those of a previous process are interrupted.
     let queued = store.recover().await.map_err(Failure::Run)?;
-    let runner = runner::Runner::new(store, config.clone());
+    let runner = runner::Runner::new(store, config.clone()).map_err(Failure::Run)?;
     for id in queued {
         runner.start(id);
     }

@@ -1,6 +1,8 @@
 //! Runs jobs: the same phases as the CLI (job/), on the job model each request resolves into.
 //! A tenant runs at most its quota of jobs at once; a cancelled job's task is aborted (the
-//! import journal makes the next attempt import nothing twice).
+//! import journal makes the next attempt import nothing twice). Every job's units share one
+//! compiled component (pooling allocator) and pass one gate: `concurrentUnits` in all, the
+//! tenant's quota each, tenants served in turn; each unit is capped by the tenant's quota.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,11 +10,14 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
 use super::config::ServeConfig;
+use super::events::{self, EventSink};
 use super::request::{JobRequest, Kind};
 use super::store::{JobStore, State};
 use crate::exit::Failure;
 use crate::job;
 use crate::run_report::Recorder;
+use crate::sandbox::{Compiled, Pool, UnitPolicy};
+use crate::unit_gate::UnitGate;
 
 pub struct Runner {
     pub store: JobStore,
@@ -21,12 +26,21 @@ pub struct Runner {
     slots: HashMap<String, Arc<Semaphore>>,
     /// Jobs that are queued or running, by id: sending `true` stops one.
     tasks: Mutex<HashMap<String, tokio::sync::watch::Sender<bool>>>,
+    compiled: Arc<Compiled>,
+    gate: UnitGate,
+    events: EventSink,
 }
 
 impl Runner {
-    pub fn new(store: JobStore, config: Arc<ServeConfig>) -> Arc<Self> {
+    pub fn new(store: JobStore, config: Arc<ServeConfig>) -> anyhow::Result<Arc<Self>> {
         let slots = config.tenants.iter().map(|t| (t.id.clone(), Arc::new(Semaphore::new(t.quotas.running_jobs)))).collect();
-        Arc::new(Runner { store, config, slots, tasks: Mutex::new(HashMap::new()) })
+        let largest = config.tenants.iter().map(|t| t.quotas.ceiling().memory_bytes).max().unwrap_or(256 << 20);
+        let started = std::time::Instant::now();
+        let compiled = Compiled::new(Some(Pool { units: config.concurrent_units, max_memory_bytes: largest }))?;
+        tracing::info!("component ready in {:?}: {} unit slot(s) pooled", started.elapsed(), config.concurrent_units);
+        let gate = UnitGate::new(config.concurrent_units as usize);
+        let events = EventSink::start(store.clone());
+        Ok(Arc::new(Runner { store, config, slots, tasks: Mutex::new(HashMap::new()), compiled, gate, events }))
     }
 
     /// Starts a queued job: it waits for one of its tenant's slots, then runs. Each job runs on
@@ -37,8 +51,9 @@ impl Runner {
         let (stop, cancel) = job::model::Cancel::new();
         let mine = stop.clone();
         self.tasks.lock().unwrap().insert(id.clone(), stop);
-        let spawned = std::thread::Builder::new().name(format!("job-{id}")).spawn(move || {
-            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        let spawned = std::thread::Builder::new().name(events::thread_name(&id)).spawn(move || {
+            // Its threads carry the job's name: the log layer files their lines under it.
+            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name(events::thread_name(&id)).enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => {
                     tracing::error!("job {id}: no runtime: {e}");
@@ -48,7 +63,9 @@ impl Runner {
             // A panic in a phase is a bug: the job fails with it instead of staying `running`.
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 rt.block_on(async {
-                    if let Err(e) = me.run(&id, cancel).await {
+                    let r = me.run(&id, cancel).await;
+                    me.events.flush().await;
+                    if let Err(e) = r {
                         tracing::error!("job {id}: {e:#}");
                         let _ = me.store.set_state(&id, State::Failed, Some(&format!("{e:#}"))).await;
                     }
@@ -69,6 +86,11 @@ impl Runner {
         if let Err(e) = spawned {
             tracing::error!("cannot start a job thread: {e}");
         }
+    }
+
+    /// The tenant's units running now.
+    pub fn units_running(&self, tenant: &str) -> usize {
+        self.gate.running(tenant)
     }
 
     /// Asks a queued or running job to stop: it becomes `cancelling`, and `cancelled` once its
@@ -102,6 +124,14 @@ impl Runner {
             }
         };
         job.cancel = cancel.clone();
+        let q = tenant.quotas;
+        job.units = UnitPolicy {
+            compiled: Some(self.compiled.clone()),
+            gate: Some(self.gate.tenant(&tenant.id, q.concurrent_units)),
+            ceiling: Some(q.ceiling()),
+            wall_clock: Some(std::time::Duration::from_secs(q.wall_clock_seconds_per_unit)),
+            observer: self.events.observer(id),
+        };
         self.store.set_state(id, State::Running, None).await?;
         let command = format!("{:?}", request.kind).to_lowercase();
         let recorder = Recorder::new(&command, None);
@@ -112,7 +142,7 @@ impl Runner {
             Kind::Verify => job::load::verify(&job, &recorder).await,
             Kind::Plan => job::plan::run(&job, true).await,
             Kind::Export => match (&job.meta, &job.target) {
-                (Some(meta), job::model::StoreSpec::Local(out)) => job::export::run(meta, "source.meta", out).await,
+                (Some(meta), job::model::StoreSpec::Local(out)) => job::export::run(meta, "source.meta", out, &job.units).await,
                 _ => Err(Failure::Usage(anyhow::anyhow!("export writes meta.json into a file:// staging store"))),
             },
         };
@@ -124,6 +154,8 @@ impl Runner {
         if let Ok(text) = std::fs::read_to_string(&path) {
             self.store.set_report(id, &text).await?;
         }
+        // Its units' and log lines' events before its end.
+        self.events.flush().await;
         match result {
             _ if cancel.is_cancelled() => self.store.set_state(id, State::Cancelled, Some("cancelled; resume continues it")).await?,
             Ok(()) => self.store.set_state(id, State::Succeeded, None).await?,

@@ -74,6 +74,9 @@ pub struct JobRecord {
     pub idempotency_key: Option<String>,
     #[serde(skip)]
     pub report: Option<String>,
+    /// The latest progress: phase, rows, bytes, totalBytes, percent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<serde_json::Value>,
 }
 
 #[derive(Clone)]
@@ -85,7 +88,7 @@ fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-const COLUMNS: &str = "id, tenant, kind, state, attempt, request, error, created_at, updated_at, idempotency_key, report";
+const COLUMNS: &str = "id, tenant, kind, state, attempt, request, error, created_at, updated_at, idempotency_key, report, progress";
 
 fn record(r: &sqlx::sqlite::SqliteRow) -> JobRecord {
     JobRecord {
@@ -100,6 +103,7 @@ fn record(r: &sqlx::sqlite::SqliteRow) -> JobRecord {
         updated_at: r.get("updated_at"),
         idempotency_key: r.get("idempotency_key"),
         report: r.get("report"),
+        progress: r.get::<Option<String>, _>("progress").and_then(|p| serde_json::from_str(&p).ok()),
     }
 }
 
@@ -116,7 +120,7 @@ impl JobStore {
             "CREATE TABLE IF NOT EXISTS jobs (
                 id TEXT PRIMARY KEY, tenant TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL,
                 attempt INTEGER NOT NULL, request TEXT NOT NULL, error TEXT, created_at INTEGER NOT NULL,
-                updated_at INTEGER NOT NULL, idempotency_key TEXT, report TEXT,
+                updated_at INTEGER NOT NULL, idempotency_key TEXT, report TEXT, progress TEXT,
                 UNIQUE (tenant, idempotency_key))",
         )
         .execute(&pool)
@@ -211,7 +215,31 @@ impl JobStore {
         if let Some(e) = error {
             data["error"] = e.into();
         }
-        self.event(id, "state", &data).await
+        self.event(id, "state", &data).await?;
+        if state.is_terminal() {
+            // The attempt's last event: a client following the stream may stop here.
+            self.event(id, "end", &data).await?;
+        }
+        Ok(())
+    }
+
+    /// The job's latest progress (shown by GET /v1/jobs/{id}).
+    pub async fn set_progress(&self, id: &str, progress: &serde_json::Value) -> anyhow::Result<()> {
+        sqlx::query("UPDATE jobs SET progress = ? WHERE id = ?").bind(progress.to_string()).bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The job's log lines, oldest first: (sequence, level, message).
+    pub async fn logs(&self, id: &str) -> anyhow::Result<Vec<(i64, String, String)>> {
+        let rows = sqlx::query("SELECT seq, data FROM events WHERE job_id = ? AND kind IN ('log', 'warning') ORDER BY seq").bind(id).fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let d: serde_json::Value = serde_json::from_str(r.get::<String, _>("data").as_str()).unwrap_or_default();
+                let field = |k: &str| d[k].as_str().unwrap_or_default().to_string();
+                (r.get("seq"), field("level"), field("message"))
+            })
+            .collect())
     }
 
     /// Moves an ended job back to `queued` for its next attempt; false when it is not ended.
