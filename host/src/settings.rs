@@ -572,6 +572,7 @@ impl Job {
             log_level: f.log.level,
             cancel: Default::default(),
             units: Default::default(),
+            milvus_client: None,
         })
     }
 }

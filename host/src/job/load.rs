@@ -5,7 +5,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use crate::bindings::engine;
-use crate::caps::milvus::{ImportPaths, MilvusConn};
+use crate::caps::milvus::ImportPaths;
 use crate::exit::Failure;
 use crate::progress::Progress;
 use crate::run_report::Recorder;
@@ -23,7 +23,7 @@ pub async fn connect(s: &Job) -> Result<(Sandbox, Caps), Failure> {
         StoreSpec::Remote(r) => ImportPaths::Bucket { prefix: r.prefix.clone() },
     };
     let m = s.milvus.as_ref().expect("load settings carry milvus");
-    let conn = MilvusConn::connect(m, paths).await.map_err(Failure::Run)?;
+    let conn = s.milvus_conn(paths).await.map_err(Failure::Run)?;
     println!("Milvus {} at {}, database {:?}", conn.version, m.endpoint, m.database);
     let sandbox = Sandbox::with_policy(s.limits, &s.units).map_err(Failure::Run)?;
     let caps = Caps { grants, milvus: Some(Arc::new(conn)), ..Default::default() };

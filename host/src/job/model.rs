@@ -9,6 +9,7 @@ use crate::sandbox::{Limits, UnitPolicy};
 
 // Connection parameters are the capabilities' own types; a job names them.
 pub use crate::caps::milvus::MilvusConnection;
+use crate::caps::milvus::{ImportPaths, MilvusConn};
 pub use crate::stores::{Cloud, RemoteStore, StoreSpec};
 
 #[derive(Clone, PartialEq)]
@@ -81,6 +82,9 @@ pub struct Job {
     pub meta: Option<MetaSpec>,
     /// Present when the command needs it (load, verify, migrate).
     pub milvus: Option<MilvusConnection>,
+    /// A connected client for `milvus` to reuse (the service's, per tenant and connection);
+    /// without one, the phases connect themselves.
+    pub milvus_client: Option<PooledMilvus>,
     pub index: IndexChoice,
     /// Largest npy payload of one import (`migration.maxGroupMiB`).
     pub max_group_bytes: u64,
@@ -113,6 +117,27 @@ pub struct Job {
     /// How units run beside other jobs (the service: shared compilation, tenant ceiling, wall
     /// clock, fair slots); the default runs them alone.
     pub units: UnitPolicy,
+}
+
+/// A shared connection to the job's Milvus.
+#[derive(Clone)]
+pub struct PooledMilvus(pub std::sync::Arc<MilvusConn>);
+
+impl std::fmt::Debug for PooledMilvus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PooledMilvus(Milvus {})", self.0.version)
+    }
+}
+
+impl Job {
+    /// The job's Milvus client importing from `paths`: the pooled one, or a new connection.
+    pub async fn milvus_conn(&self, paths: ImportPaths) -> anyhow::Result<MilvusConn> {
+        match (&self.milvus_client, &self.milvus) {
+            (Some(c), _) => Ok(c.0.with_paths(paths)),
+            (None, Some(m)) => MilvusConn::connect(m, paths).await,
+            (None, None) => anyhow::bail!("no Milvus is configured (target.milvus2x.endpoint)"),
+        }
+    }
 }
 
 /// A stop signal for a running job; the default never fires.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::bindings::engine;
 use crate::caps::blob_store::Grants;
-use crate::caps::milvus::{ImportPaths, MilvusConn};
+use crate::caps::milvus::ImportPaths;
 use crate::exit::Failure;
 use crate::sandbox::{Caps, Sandbox};
 use crate::job::model::{Job, StoreSpec};
@@ -34,7 +34,7 @@ pub async fn run(s: &Job, json: bool) -> Result<(), Failure> {
         Err(d) => (false, "target store".into(), d),
     });
     let conn = match &s.milvus {
-        Some(m) => match MilvusConn::connect(m, ImportPaths::Bucket { prefix: String::new() }).await {
+        Some(_) => match s.milvus_conn(ImportPaths::Bucket { prefix: String::new() }).await {
             Ok(c) => Some(Arc::new(c)),
             Err(e) => {
                 checks.push((false, "target Milvus".into(), format!("{e:#}")));

@@ -29,6 +29,10 @@ pub struct Runner {
     compiled: Arc<Compiled>,
     gate: UnitGate,
     events: EventSink,
+    /// Milvus clients per (tenant, granted connection), never shared across tenants; they
+    /// live on the service's runtime, so every job's runtime can use them.
+    clients: tokio::sync::Mutex<HashMap<(String, String), job::model::PooledMilvus>>,
+    io: tokio::runtime::Handle,
 }
 
 impl Runner {
@@ -40,7 +44,8 @@ impl Runner {
         tracing::info!("component ready in {:?}: {} unit slot(s) pooled", started.elapsed(), config.concurrent_units);
         let gate = UnitGate::new(config.concurrent_units as usize);
         let events = EventSink::start(store.clone());
-        Ok(Arc::new(Runner { store, config, slots, tasks: Mutex::new(HashMap::new()), compiled, gate, events }))
+        let (clients, io) = (Default::default(), tokio::runtime::Handle::current());
+        Ok(Arc::new(Runner { store, config, slots, tasks: Mutex::new(HashMap::new()), compiled, gate, events, clients, io }))
     }
 
     /// Starts a queued job: it waits for one of its tenant's slots, then runs. Each job runs on
@@ -88,6 +93,21 @@ impl Runner {
         }
     }
 
+    /// The tenant's client for its granted Milvus connection `name`: made once, on the
+    /// service's runtime, then shared by the tenant's jobs.
+    async fn milvus(&self, tenant: &str, name: &str, params: &job::model::MilvusConnection) -> anyhow::Result<job::model::PooledMilvus> {
+        let key = (tenant.to_string(), name.to_string());
+        if let Some(c) = self.clients.lock().await.get(&key) {
+            return Ok(c.clone());
+        }
+        // Connected without the lock: one tenant's unreachable server never delays another's.
+        let params = params.clone();
+        let paths = crate::caps::milvus::ImportPaths::Bucket { prefix: String::new() };
+        let conn = self.io.spawn(async move { crate::caps::milvus::MilvusConn::connect(&params, paths).await }).await??;
+        let pooled = job::model::PooledMilvus(Arc::new(conn));
+        Ok(self.clients.lock().await.entry(key).or_insert(pooled).clone())
+    }
+
     /// The tenant's units running now.
     pub fn units_running(&self, tenant: &str) -> usize {
         self.gate.running(tenant)
@@ -124,6 +144,15 @@ impl Runner {
             }
         };
         job.cancel = cancel.clone();
+        if let (Some(target), Some(params)) = (&request.target, &job.milvus) {
+            match self.milvus(&tenant.id, &target.milvus, params).await {
+                Ok(c) => job.milvus_client = Some(c),
+                Err(e) => {
+                    self.store.set_state(id, State::Failed, Some(&format!("{e:#}"))).await?;
+                    return Ok(());
+                }
+            }
+        }
         let q = tenant.quotas;
         job.units = UnitPolicy {
             compiled: Some(self.compiled.clone()),

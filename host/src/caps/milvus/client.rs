@@ -79,6 +79,9 @@ pub enum ImportPaths {
     Bucket { prefix: String },
 }
 
+/// A connected client. Cloning shares the connection (tonic's channel), so the service keeps
+/// one per tenant and granted connection and gives each job a copy with its own import paths.
+#[derive(Clone)]
 pub struct MilvusConn {
     client: Client,
     endpoint: String,
@@ -176,6 +179,11 @@ impl MilvusConn {
         conn.client = client(meta(&s.database)?);
         conn.db = s.database.clone();
         Ok(conn)
+    }
+
+    /// The same connection, importing from `paths`.
+    pub fn with_paths(&self, paths: ImportPaths) -> MilvusConn {
+        MilvusConn { paths, ..self.clone() }
     }
 
     /// A transport or gRPC failure, naming the endpoint; authentication failures say so.
