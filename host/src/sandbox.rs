@@ -437,6 +437,26 @@ impl Sandbox {
 mod tests {
     use super::*;
 
+    /// Benchmark, not a test (scripts/bench-serve.sh runs it): a fresh instance's creation,
+    /// on-demand (the CLI) against the pooling allocator (the service), 500 each.
+    #[tokio::test]
+    #[ignore = "a benchmark: scripts/bench-serve.sh"]
+    async fn bench_instance_creation() {
+        let limits = Limits { memory_bytes: 256 << 20, fuel: 1_000_000_000 };
+        for (label, pool) in [("on-demand", None), ("pooled", Some(Pool { units: 16, max_memory_bytes: 256 << 20 }))] {
+            let sandbox = Sandbox::with_policy(limits, &UnitPolicy { compiled: Some(Compiled::new(pool).unwrap()), ..Default::default() }).unwrap();
+            let mut took = Vec::new();
+            for _ in 0..500 {
+                let t = std::time::Instant::now();
+                let u = sandbox.instance(Caps::default()).await.unwrap();
+                took.push(t.elapsed());
+                drop(u);
+            }
+            took.sort();
+            println!("new instance ({label}): median {:?}, p99 {:?}", took[250], took[495]);
+        }
+    }
+
     /// The component has no stderr: a panic reaches the host through `report.log` just before
     /// the trap, and the unit's failure message carries it.
     #[tokio::test]
