@@ -95,7 +95,7 @@ def main():
         print(f"ERROR: bad arguments or spec: {e}", file=sys.stderr)
         return 2
     try:
-        connections.connect(host=host, port=port, timeout=args.timeout)
+        connections.connect(host=host, port=port, timeout=args.timeout, db_name=spec.get("database", "default"))
     except Exception as e:  # noqa: BLE001 - any connection failure is a usage/environment error
         print(f"ERROR: cannot connect to Milvus at {host}:{port}: {e}", file=sys.stderr)
         return 2

@@ -6,12 +6,13 @@
 
 use std::time::Duration;
 
-use mm_tests::milvus_env::{endpoint, pymilvus_check, s, unique, Env};
+use mm_tests::milvus_env::{endpoint, pymilvus_check, pymilvus_check_with, s, unique, Env};
 use mm_tests::service::{call, ended, serve, sha, wait, World};
 use mm_tests::{generate, SegmentSpec, Spec};
 
 const TOKEN_A: &str = "token-of-tenant-a";
 const TOKEN_B: &str = "token-of-tenant-b";
+const TOKEN_R: &str = "token-of-tenant-r";
 
 /// Two tenants, each with its own directory; tenant A's holds a 1.x installation.
 
@@ -25,16 +26,22 @@ async fn world(rows: u64) -> World {
     // Tenant B's own file, which no request of A may reach.
     std::fs::create_dir_all(b.join("secret")).unwrap();
     std::fs::write(b.join("secret/meta.sqlite"), b"not for tenant a").unwrap();
+    // Tenant r: the same installation in its own root, its own Milvus database, autoResume.
+    std::fs::create_dir_all(dir.join("r")).unwrap();
+    assert!(std::process::Command::new("cp").args(["-r", s(&a.join("src")), s(&dir.join("r/src"))]).status().unwrap().success());
     let config = dir.join("serve.yaml");
     std::fs::write(
         &config,
         format!(
             "listen: 127.0.0.1:0\ndataDir: {data}\ntenants:\n\
              - id: a\n  tokens: [{{sha256: {ha}}}]\n  stores: {{data: {{url: \"file://{a}\"}}}}\n  milvus: {{main: {{endpoint: \"{ep}\"}}}}\n  quotas: {{activeJobs: 3, runningJobs: 2, memoryMiBPerUnit: 256}}\n\
-             - id: b\n  tokens: [{{sha256: {hb}}}]\n  stores: {{data: {{url: \"file://{b}\"}}}}\n  milvus: {{main: {{endpoint: \"{ep}\"}}}}\n",
+             - id: b\n  tokens: [{{sha256: {hb}}}]\n  stores: {{data: {{url: \"file://{b}\"}}}}\n  milvus: {{main: {{endpoint: \"{ep}\"}}}}\n\
+             - id: r\n  tokens: [{{sha256: {hr}}}]\n  stores: {{data: {{url: \"file://{r}\"}}}}\n  milvus: {{main: {{endpoint: \"{ep}\", database: tenant_r}}}}\n  quotas: {{autoResume: true}}\n",
             data = s(&dir.join("service")),
             ha = sha(TOKEN_A),
             hb = sha(TOKEN_B),
+            hr = sha(TOKEN_R),
+            r = s(&dir.join("r")),
             a = s(&a),
             b = s(&b),
             ep = endpoint(),
@@ -159,10 +166,16 @@ async fn tenants_migrate_apart_and_every_route_checks_the_tenant() {
 async fn a_service_killed_mid_job_marks_it_interrupted_and_resume_lands_every_row_once() {
     let w = world(60_000).await;
     let mut svc = serve(&w.config);
-    let r = call("POST", &format!("{}/v1/jobs", svc.url), Some(TOKEN_A), Some(&migrate_request()), &[]).await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    let id = r.json()["id"].as_str().unwrap().to_string();
+    // a's job waits for a resume after the restart; r's tenant resumes by itself (autoResume).
+    let mut ids = Vec::new();
+    for token in [TOKEN_A, TOKEN_R] {
+        let r = call("POST", &format!("{}/v1/jobs", svc.url), Some(token), Some(&migrate_request()), &[]).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        ids.push(r.json()["id"].as_str().unwrap().to_string());
+    }
+    let (id, rid) = (ids[0].clone(), ids[1].clone());
     wait(&svc.url, TOKEN_A, &id, |s| s == "running").await;
+    wait(&svc.url, TOKEN_R, &rid, |s| s == "running").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     svc.child.kill().unwrap(); // SIGKILL: no goodbye
     svc.child.wait().unwrap();
@@ -179,6 +192,19 @@ async fn a_service_killed_mid_job_marks_it_interrupted_and_resume_lands_every_ro
     let j = wait(&svc.url, TOKEN_A, &id, ended).await;
     assert_eq!(j["state"], "succeeded", "{j:#}");
     pymilvus_check(&w.env, &w.name, &[]);
+
+    // r's job went from interrupted back to the queue by itself, and landed every row once.
+    let j = wait(&svc.url, TOKEN_R, &rid, ended).await;
+    assert_eq!((j["state"].as_str(), j["attempt"].as_i64()), (Some("succeeded"), Some(2)), "{j:#}");
+    let events = call("GET", &format!("{}/v1/jobs/{rid}/events", svc.url), Some(TOKEN_R), None, &[]).await.body;
+    let lines: Vec<&str> = events.lines().collect();
+    let states: Vec<String> = lines
+        .windows(2)
+        .filter(|w| w[0] == "event: state")
+        .map(|w| serde_json::from_str::<serde_json::Value>(w[1].trim_start_matches("data: ")).unwrap()["state"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(states, ["queued", "running", "interrupted", "queued", "running", "succeeded"], "{events}");
+    pymilvus_check_with(&w.env, &w.name, &[], serde_json::json!({"database": "tenant_r"}));
 }
 
 #[tokio::test]

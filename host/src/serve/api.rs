@@ -211,7 +211,7 @@ async fn tenant_info(State(runner): State<Shared>, headers: HeaderMap) -> Result
         "id": t.id,
         "quotas": {"runningJobs": q.running_jobs, "activeJobs": q.active_jobs, "concurrentUnits": q.concurrent_units,
                    "memoryMiBPerUnit": q.memory_mib_per_unit, "fuelPerUnit": q.fuel_per_unit,
-                   "wallClockSecondsPerUnit": q.wall_clock_seconds_per_unit},
+                   "wallClockSecondsPerUnit": q.wall_clock_seconds_per_unit, "autoResume": q.auto_resume},
         "usage": {"runningJobs": running, "activeJobs": active, "runningUnits": runner.units_running(&t.id)},
         "stores": t.stores.keys().collect::<Vec<_>>(),
         "milvus": t.milvus.keys().collect::<Vec<_>>(),

@@ -84,6 +84,7 @@ struct QuotasFile {
     memory_mib_per_unit: Option<u64>,
     fuel_per_unit: Option<u64>,
     wall_clock_seconds_per_unit: Option<u64>,
+    auto_resume: Option<bool>,
 }
 
 /// A granted store, as the job model's migration.yaml keys want it.
@@ -116,6 +117,8 @@ pub struct Quotas {
     pub fuel_per_unit: u64,
     /// A unit still running after this long is stopped.
     pub wall_clock_seconds_per_unit: u64,
+    /// Jobs a restart interrupted run again by themselves (the next attempt).
+    pub auto_resume: bool,
 }
 
 impl Quotas {
@@ -238,6 +241,7 @@ impl ServeConfig {
                 memory_mib_per_unit: q.memory_mib_per_unit.unwrap_or(256),
                 fuel_per_unit: q.fuel_per_unit.unwrap_or(200_000_000_000),
                 wall_clock_seconds_per_unit: q.wall_clock_seconds_per_unit.unwrap_or(3600).max(1),
+                auto_resume: q.auto_resume.unwrap_or(false),
             };
             if !(16..=4096).contains(&quotas.memory_mib_per_unit) {
                 problems.push(format!("{at}: quotas.memoryMiBPerUnit must be 16..4096 (the engine's least; a wasm32 instance's most)"));

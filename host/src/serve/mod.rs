@@ -17,8 +17,10 @@ use crate::exit::Failure;
 pub async fn run(config_path: &Path) -> Result<(), Failure> {
     let config = Arc::new(config::ServeConfig::load(config_path).map_err(Failure::Usage)?);
     let store = store::JobStore::open(&config.data_dir).await.map_err(Failure::Run)?;
-    // No job shows `running` without an owner: those of a previous process are interrupted.
-    let queued = store.recover().await.map_err(Failure::Run)?;
+    // No job shows `running` without an owner: those of a previous process are interrupted,
+    // and queued again where the tenant's quota says autoResume.
+    let auto = |tenant: &str| config.tenants.iter().any(|t| t.id == tenant && t.quotas.auto_resume);
+    let queued = store.recover(auto).await.map_err(Failure::Run)?;
     let runner = runner::Runner::new(store, config.clone()).map_err(Failure::Run)?;
     for id in queued {
         runner.start(id);

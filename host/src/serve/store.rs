@@ -136,12 +136,16 @@ impl JobStore {
     }
 
     /// At start-up: no job may show `running` without an owner. Running and cancelling jobs
-    /// become `interrupted`; the ids of queued jobs are returned, to run again.
-    pub async fn recover(&self) -> anyhow::Result<Vec<String>> {
-        let rows = sqlx::query("SELECT id FROM jobs WHERE state IN ('running', 'cancelling')").fetch_all(&self.pool).await?;
+    /// become `interrupted`; those that were running go back to the queue (next attempt) when
+    /// `auto_resume` says their tenant allows it. Returns the ids of queued jobs, to run again.
+    pub async fn recover(&self, auto_resume: impl Fn(&str) -> bool) -> anyhow::Result<Vec<String>> {
+        let rows = sqlx::query("SELECT id, tenant, state FROM jobs WHERE state IN ('running', 'cancelling')").fetch_all(&self.pool).await?;
         for r in &rows {
-            let id: String = r.get("id");
+            let (id, tenant, state): (String, String, String) = (r.get("id"), r.get("tenant"), r.get("state"));
             self.set_state(&id, State::Interrupted, Some("the service stopped while the job ran; resume continues it")).await?;
+            if state == "running" && auto_resume(&tenant) {
+                self.requeue(&id).await?;
+            }
         }
         let queued = sqlx::query("SELECT id FROM jobs WHERE state = 'queued' ORDER BY created_at").fetch_all(&self.pool).await?;
         Ok(queued.iter().map(|r| r.get("id")).collect())
