@@ -298,8 +298,8 @@ impl Sandbox {
                 } else if text.contains("growing memory") || text.contains("memory.grow") {
                     format!("memory limit exceeded ({} MiB; {memory_key})", limits.memory_bytes >> 20)
                 } else if text.contains(WALL_CLOCK) {
-                    let secs = self.policy.wall_clock.map_or(0, |d| d.as_secs());
-                    format!("{WALL_CLOCK} ({secs} s; the tenant's quota wallClockSecondsPerUnit)")
+                    let limit = self.policy.wall_clock.unwrap_or_default();
+                    format!("{WALL_CLOCK} ({limit:?}; the tenant's quota wallClockSecondsPerUnit)")
                 } else {
                     // The root cause (e.g. the unreachable instruction a panic ends in) and what the
                     // engine reported before it (the panic message); the wasm backtrace only with -v.
@@ -436,6 +436,42 @@ impl Sandbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A meta database that answers after a long pause (a unit stuck waiting on its host).
+    struct SlowMeta;
+
+    #[async_trait::async_trait]
+    impl crate::caps::meta_db::MetaSource for SlowMeta {
+        async fn list_tables(&self) -> Result<Vec<String>, types::Error> {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(vec![])
+        }
+        async fn query(&self, _: &str, _: &[types::SqlValue]) -> Result<Vec<Vec<types::SqlValue>>, types::Error> {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(vec![])
+        }
+    }
+
+    /// The service's wall clock stops a unit however it spends its time, and names the quota;
+    /// the unit's slot is free again afterwards.
+    #[tokio::test]
+    async fn a_unit_past_its_wall_clock_is_stopped_and_frees_its_slot() {
+        let gate = crate::unit_gate::UnitGate::new(1);
+        let policy = UnitPolicy {
+            gate: Some(gate.tenant("t", 1)),
+            ceiling: Some(Limits { memory_bytes: 64 << 20, fuel: 1_000_000_000 }),
+            wall_clock: Some(Duration::from_millis(300)),
+            ..Default::default()
+        };
+        let sandbox = Sandbox::with_policy(Limits { memory_bytes: 64 << 20, fuel: 1_000_000_000 }, &policy).unwrap();
+        let caps = Caps { meta: Some(Arc::new(SlowMeta)), unit: "export".into(), ..Default::default() };
+        let started = std::time::Instant::now();
+        let r = sandbox.export_meta(caps).await;
+        let Err(UnitError::Trap(msg)) = r else { panic!("expected the wall clock, got {r:?}") };
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert_eq!(msg, "wall-clock limit of the unit reached (300ms; the tenant's quota wallClockSecondsPerUnit)");
+        assert_eq!(gate.running("t"), 0);
+    }
 
     /// Benchmark, not a test (scripts/bench-serve.sh runs it): a fresh instance's creation,
     /// on-demand (the CLI) against the pooling allocator (the service), 500 each.

@@ -229,18 +229,18 @@ async fn events(State(runner): State<Shared>, headers: HeaderMap, Path(id): Path
         if done {
             return None;
         }
+        let ended = |runner: Shared, id: String| async move { runner.store.get_any(&id).await.ok().flatten().is_none_or(|j| j.state.is_terminal()) };
         loop {
             let batch = runner.store.events(&id, after).await.unwrap_or_default();
-            if !batch.is_empty() {
-                let ended = runner.store.get_any(&id).await.ok().flatten().map(|j| j.state.is_terminal()).unwrap_or(true);
+            if let Some((last, kind, _)) = batch.last() {
+                after = *last;
+                // An attempt's `end` closes the stream when the job stays ended (no resume yet).
+                let last = kind == "end" && ended(runner.clone(), id.clone()).await;
                 let events: Vec<Result<Event, std::convert::Infallible>> =
-                    batch.iter().map(|(seq, kind, data)| Ok(Event::default().id(seq.to_string()).event(kind.clone()).data(data.clone()))).collect();
-                after = batch.last().map(|b| b.0).unwrap_or(after);
-                // Ended and nothing newer: the stream closes after this batch.
-                let last = ended && runner.store.events(&id, after).await.map(|b| b.is_empty()).unwrap_or(true);
+                    batch.into_iter().map(|(seq, kind, data)| Ok(Event::default().id(seq.to_string()).event(kind).data(data))).collect();
                 return Some((futures::stream::iter(events), (runner, id, after, last)));
             }
-            if runner.store.get_any(&id).await.ok().flatten().map(|j| j.state.is_terminal()).unwrap_or(true) {
+            if ended(runner.clone(), id.clone()).await {
                 return None;
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
