@@ -87,7 +87,7 @@ async fn tenants_migrate_apart_and_every_route_checks_the_tenant() {
     assert_eq!(r.headers["location"], format!("/v1/jobs/{id}").as_str());
 
     // Tenant B sees nothing of it, on every route.
-    for (m, path) in [("GET", ""), ("POST", "/cancel"), ("POST", "/resume"), ("GET", "/report"), ("GET", "/events")] {
+    for (m, path) in [("GET", ""), ("POST", "/cancel"), ("POST", "/resume"), ("GET", "/report"), ("GET", "/events"), ("GET", "/logs")] {
         let r = call(m, &format!("{u}/v1/jobs/{id}{path}"), Some(TOKEN_B), None, &[]).await;
         assert_eq!((r.status, r.json()["code"].as_str()), (404, Some("job-not-found")), "{m} {path}: {}", r.body);
     }
