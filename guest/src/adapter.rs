@@ -258,6 +258,12 @@ impl io::Milvus for Imports {
             })
             .collect())
     }
+    fn insert(&self, collection: &str, partition: &str, rows: &io::Rows) -> Result<u64, Error> {
+        Ok(mv::insert(collection, partition, &wit_rows(rows))?)
+    }
+    fn upsert(&self, collection: &str, partition: &str, rows: &io::Rows) -> Result<u64, Error> {
+        Ok(mv::upsert(collection, partition, &wit_rows(rows))?)
+    }
     fn flush(&self, collection: &str) -> Result<(), Error> {
         Ok(mv::flush(collection)?)
     }
@@ -272,6 +278,17 @@ impl io::Milvus for Imports {
             .into_iter()
             .map(|e| io::Entity { id: e.id, vector: e.vector })
             .collect())
+    }
+}
+
+fn wit_rows(r: &io::Rows) -> mv::Rows {
+    mv::Rows {
+        id_field: r.id_field.clone(),
+        vector_field: r.vector_field.clone(),
+        binary: r.binary,
+        dim: r.dim,
+        ids: r.ids.clone(),
+        vectors: r.vectors.clone(),
     }
 }
 
@@ -634,6 +651,25 @@ impl From<CollectionLoad> for wit::CollectionLoad {
                 .collect(),
             target: c.target,
             imports_in_flight: c.imports_in_flight,
+            load_mode: c.load_mode.into(),
+        }
+    }
+}
+
+impl From<load::LoadMode> for wit::LoadMode {
+    fn from(m: load::LoadMode) -> Self {
+        match m {
+            load::LoadMode::Import => wit::LoadMode::BulkImport,
+            load::LoadMode::Insert { batch_bytes } => wit::LoadMode::Insert(batch_bytes),
+        }
+    }
+}
+
+impl From<wit::LoadMode> for load::LoadMode {
+    fn from(m: wit::LoadMode) -> Self {
+        match m {
+            wit::LoadMode::BulkImport => load::LoadMode::Import,
+            wit::LoadMode::Insert(batch_bytes) => load::LoadMode::Insert { batch_bytes },
         }
     }
 }
@@ -694,6 +730,7 @@ impl From<wit::CollectionLoad> for CollectionLoad {
                 .collect(),
             target: c.target,
             imports_in_flight: c.imports_in_flight,
+            load_mode: c.load_mode.into(),
         }
     }
 }
@@ -720,6 +757,7 @@ impl From<wit::LoadOptions> for LoadOptions {
             },
             target: o.target,
             imports_in_flight: o.imports_in_flight,
+            load_mode: o.load_mode.into(),
         }
     }
 }

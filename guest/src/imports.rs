@@ -163,6 +163,14 @@ impl<'a, S: Store, M: Milvus, R: Report> Run<'a, S, M, R> {
             )));
         }
         let overlapping: Vec<&Import> = live.iter().copied().filter(|i| i.overlaps(first, end)).collect();
+        if let Some(x) = overlapping.iter().find(|i| i.via == journal::Via::Insert && i.state != State::Completed) {
+            return Err(Error::Unsupported(format!(
+                "segment {}: an earlier load (loadMode: insert) was sending its rows {}..{} into {collection:?} and did not finish                  (journal {path}); a bulk import now could store them twice. Finish the load with loadMode: insert",
+                m.segment_id,
+                x.first_row,
+                x.end()
+            )));
+        }
         if let Some(x) = overlapping.iter().find(|i| i.state == State::Mismatched) {
             return Err(Error::Unsupported(format!(
                 "segment {}: an earlier import of its rows {}..{} (task {}) completed with {} rows where the dump has {} \
@@ -294,6 +302,7 @@ impl<'a, S: Store, M: Milvus, R: Report> Run<'a, S, M, R> {
                 state,
                 reported_rows,
                 reason: reason.clone(),
+                via: journal::Via::Import,
             };
             let (path, j) = self.journal(p, g, m)?;
             j.record(import);
@@ -368,7 +377,7 @@ impl<'a, S: Store, M: Milvus, R: Report> Run<'a, S, M, R> {
 
 /// Whether an error from `import-files` is the server's answer (nothing was imported) rather
 /// than a lost reply (the import may have been taken).
-fn is_refusal(e: &Error) -> bool {
+pub(crate) fn is_refusal(e: &Error) -> bool {
     !matches!(e, Error::Unavailable(_) | Error::Other(_))
 }
 

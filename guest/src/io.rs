@@ -134,6 +134,17 @@ pub struct Entity {
     pub vector: Vec<u8>,
 }
 
+/// Rows to write: keys, and the vectors' bytes back to back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rows {
+    pub id_field: String,
+    pub vector_field: String,
+    pub binary: bool,
+    pub dim: u32,
+    pub ids: Vec<i64>,
+    pub vectors: Vec<u8>,
+}
+
 /// The target Milvus (the `milvus` import).
 pub trait Milvus {
     fn server_version(&self) -> Result<String>;
@@ -146,6 +157,10 @@ pub trait Milvus {
     fn import_files(&self, collection: &str, partition: &str, files: &[String]) -> Result<i64>;
     fn await_import(&self, task: i64) -> Result<ImportOutcome>;
     fn list_imports(&self, collection: &str) -> Result<Vec<ImportTask>>;
+    /// Never de-duplicates; an error other than a refusal leaves the rows in doubt.
+    fn insert(&self, collection: &str, partition: &str, rows: &Rows) -> Result<u64>;
+    /// Leaves one copy of each key in the partition.
+    fn upsert(&self, collection: &str, partition: &str, rows: &Rows) -> Result<u64>;
     fn flush(&self, collection: &str) -> Result<()>;
     fn count_rows(&self, collection: &str, partition: Option<&str>) -> Result<u64>;
     /// Entities stored (the server's `row_count` statistics): every copy of a repeated key.

@@ -58,7 +58,7 @@ pub struct Scope {
 
 impl Scope {
     /// `<collection>-<16 hex digits>`: readable, and distinct per target.
-    fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         let text = format!("{}\0{}\0{}\0{}", self.database(), self.collection, self.collection_id, self.partition);
         format!("{}-{:016x}", self.collection, fnv1a(text.as_bytes()))
     }
@@ -101,6 +101,24 @@ pub struct Import {
     pub reported_rows: u64,
     #[serde(default)]
     pub reason: String,
+    /// How the rows were sent: bulk import (absent in older entries) or `insert` batches, whose
+    /// progress the group's insert journal records.
+    #[serde(default, skip_serializing_if = "Via::is_import")]
+    pub via: Via,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    #[default]
+    Import,
+    Insert,
+}
+
+impl Via {
+    fn is_import(&self) -> bool {
+        *self == Via::Import
+    }
 }
 
 impl Import {
@@ -215,7 +233,7 @@ mod tests {
     use super::*;
 
     fn import(first_row: u64, rows: u64, state: State) -> Import {
-        Import { dir: format!("d{first_row}"), first_row, rows, files: vec![], checksums: vec![], task: 1, state, reported_rows: 0, reason: String::new() }
+        Import { dir: format!("d{first_row}"), first_row, rows, files: vec![], checksums: vec![], task: 1, state, reported_rows: 0, reason: String::new(), via: Via::Import }
     }
 
     #[test]

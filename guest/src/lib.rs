@@ -25,10 +25,13 @@ pub mod dump;
 pub mod duplicates;
 pub mod error;
 pub mod imports;
+pub mod inserts;
 pub mod index;
 pub mod io;
 pub mod journal;
 pub mod load;
+#[cfg(test)]
+mod insert_tests;
 #[cfg(test)]
 mod load_tests;
 pub mod manifest;

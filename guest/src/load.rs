@@ -38,6 +38,17 @@ pub struct LoadOptions {
     pub target: String,
     /// Imports submitted and not yet finished, at most (0: no bound).
     pub imports_in_flight: u32,
+    pub load_mode: LoadMode,
+}
+
+/// How rows reach Milvus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoadMode {
+    /// Bulk import of the dump's files.
+    #[default]
+    Import,
+    /// Insert over gRPC in batches of about this many bytes.
+    Insert { batch_bytes: u64 },
 }
 
 impl Default for LoadOptions {
@@ -53,6 +64,7 @@ impl Default for LoadOptions {
             on_exists: OnExists::Append,
             target: String::new(),
             imports_in_flight: 0,
+            load_mode: LoadMode::Import,
         }
     }
 }
@@ -141,6 +153,7 @@ pub struct CollectionLoad {
     pub target: String,
     /// Imports of this collection in flight at most (0: no bound).
     pub imports_in_flight: u32,
+    pub load_mode: LoadMode,
 }
 
 impl CollectionLoad {
@@ -334,6 +347,7 @@ pub fn map_collections<M: Milvus>(
             partitions,
             target: opts.target.clone(),
             imports_in_flight: opts.imports_in_flight,
+            load_mode: opts.load_mode,
         };
         if let Some(info) = milvus.map(|m| m.describe_collection(&target)).transpose()?.flatten() {
             match opts.on_exists {
@@ -488,13 +502,18 @@ pub fn load_collection(store: &impl Store, milvus: &impl Milvus, report: &impl R
         }
     }
 
-    let mut run = Run::new(store, milvus, report, c, info.id);
-    run.run()?;
+    let (out, failures) = match c.load_mode {
+        LoadMode::Import => {
+            let mut run = Run::new(store, milvus, report, c, info.id);
+            run.run()?;
+            (run.out, run.failures)
+        }
+        LoadMode::Insert { batch_bytes } => (crate::inserts::insert_collection(store, milvus, report, c, info.id, batch_bytes)?, vec![]),
+    };
     milvus.flush(&c.name)?;
-    if !run.failures.is_empty() {
-        return Err(Error::Remote { code: 0, reason: format!("collection {:?}: {}", c.name, run.failures.join("; ")) });
+    if !failures.is_empty() {
+        return Err(Error::Remote { code: 0, reason: format!("collection {:?}: {}", c.name, failures.join("; ")) });
     }
-    let out = run.out;
     if let Some(spec) = &c.index {
         let existing = milvus.describe_indexes(&c.name)?;
         match existing.iter().find(|i| i.field == c.vector_field) {

@@ -14,15 +14,15 @@ use crate::meta::VectorKind;
 use crate::plan::{CollectionPlan, DumpOptions, DumpPlan, PartitionPlan, SegmentUnit};
 use crate::verify::verify_collection;
 
-fn opts() -> LoadOptions {
+pub(crate) fn opts() -> LoadOptions {
     LoadOptions::default()
 }
 
 #[derive(Default)]
-struct FakeMilvus {
-    store: MemStore,
-    collections: RefCell<BTreeMap<String, (NewCollection, BTreeMap<String, Vec<Entity>>)>>,
-    imports: Cell<u32>,
+pub(crate) struct FakeMilvus {
+    pub(crate) store: MemStore,
+    pub(crate) collections: RefCell<BTreeMap<String, (NewCollection, BTreeMap<String, Vec<Entity>>)>>,
+    pub(crate) imports: Cell<u32>,
     fail_next: Cell<bool>,
     failed: RefCell<Vec<i64>>,
     indexes: RefCell<Vec<IndexInfo>>,
@@ -38,9 +38,20 @@ struct FakeMilvus {
     /// Imports submitted and not yet awaited: now and at most.
     in_flight: Cell<u32>,
     max_in_flight: Cell<u32>,
+    /// Rows stored by Insert, and Upsert calls.
+    pub(crate) inserted: Cell<u64>,
+    pub(crate) upserts: Cell<u32>,
+    /// The next write fails with this before storing anything, or after storing its rows.
+    pub(crate) fail_write: RefCell<Option<Error>>,
+    pub(crate) lose_reply: RefCell<Option<Error>>,
 }
 
 impl FakeMilvus {
+    /// A server whose import tasks read `store`.
+    pub(crate) fn on(store: &MemStore) -> Self {
+        FakeMilvus { store: store.clone(), ..Default::default() }
+    }
+
     fn drop_collection(&self, name: &str) {
         self.collections.borrow_mut().remove(name);
     }
@@ -134,6 +145,40 @@ impl Milvus for FakeMilvus {
         let hide = self.hide_files.get();
         Ok(self.tasks.borrow().iter().map(|t| ImportTask { files: if hide { None } else { t.files.clone() }, ..t.clone() }).collect())
     }
+    fn insert(&self, collection: &str, partition: &str, rows: &Rows) -> Result<u64> {
+        if let Some(e) = self.fail_write.borrow_mut().take() {
+            return Err(e);
+        }
+        let mut cols = self.collections.borrow_mut();
+        let (c, parts) = cols.get_mut(collection).unwrap();
+        let width = if c.binary { c.dim as usize / 8 } else { c.dim as usize * 4 };
+        let stored = parts.get_mut(partition).ok_or_else(|| Error::Remote { code: 200, reason: "partition not found".into() })?;
+        for (id, v) in rows.ids.iter().zip(rows.vectors.chunks(width)) {
+            stored.push(Entity { id: *id, vector: v.to_vec() });
+        }
+        self.inserted.set(self.inserted.get() + rows.ids.len() as u64);
+        // A reply lost after the rows were stored.
+        if let Some(e) = self.lose_reply.borrow_mut().take() {
+            return Err(e);
+        }
+        Ok(rows.ids.len() as u64)
+    }
+    fn upsert(&self, collection: &str, partition: &str, rows: &Rows) -> Result<u64> {
+        {
+            let mut cols = self.collections.borrow_mut();
+            let stored = cols.get_mut(collection).unwrap().1.get_mut(partition).unwrap();
+            stored.retain(|e| !rows.ids.contains(&e.id));
+        }
+        self.upserts.set(self.upserts.get() + 1);
+        let dedup: alloc::collections::BTreeMap<i64, usize> = rows.ids.iter().enumerate().map(|(k, id)| (*id, k)).collect();
+        let width = rows.vectors.len() / rows.ids.len().max(1);
+        let mut cols = self.collections.borrow_mut();
+        let stored = cols.get_mut(collection).unwrap().1.get_mut(partition).unwrap();
+        for (id, k) in dedup {
+            stored.push(Entity { id, vector: rows.vectors[k * width..(k + 1) * width].to_vec() });
+        }
+        Ok(rows.ids.len() as u64)
+    }
     fn flush(&self, _: &str) -> Result<()> {
         Ok(())
     }
@@ -169,7 +214,7 @@ fn counted(payload: Vec<u8>) -> Vec<u8> {
 
 /// A dumped collection "c" (dim 2): default partition segment "s1" (6 rows, rows 1 and 4
 /// deleted) and partition "a b" (table "77") segment "s2" (3 rows).
-fn dumped() -> MemStore {
+pub(crate) fn dumped() -> MemStore {
     let (store, plan) = source();
     dump(&store, &plan, &DumpOptions::default());
     store
@@ -330,7 +375,7 @@ fn journal_paths(store: &MemStore) -> Vec<String> {
 }
 
 /// The journal entry of segment dir `dir` (exactly one target expected).
-fn journal_of(store: &MemStore, dir: &str) -> crate::journal::SegmentJournal {
+pub(crate) fn journal_of(store: &MemStore, dir: &str) -> crate::journal::SegmentJournal {
     let paths: Vec<String> = journal_paths(store).into_iter().filter(|p| p.ends_with(&format!("/{dir}.json"))).collect();
     assert_eq!(paths.len(), 1, "{paths:?}");
     serde_json::from_slice(&store.get(Role::Target, &paths[0]).unwrap()).unwrap()
@@ -567,6 +612,12 @@ impl Milvus for Tweaked<'_> {
     }
     fn list_imports(&self, c: &str) -> Result<Vec<ImportTask>> {
         self.inner.list_imports(c)
+    }
+    fn insert(&self, c: &str, p: &str, rows: &Rows) -> Result<u64> {
+        self.inner.insert(c, p, rows)
+    }
+    fn upsert(&self, c: &str, p: &str, rows: &Rows) -> Result<u64> {
+        self.inner.upsert(c, p, rows)
     }
     fn flush(&self, c: &str) -> Result<()> {
         self.inner.flush(c)

@@ -74,8 +74,15 @@ Keys of our own (section `migration`):
   migration.duplicateIds                        keep-all (default) | keep-last: primary keys repeated
                                                 across the 1.x rows are always reported; keep-last
                                                 keeps only the newest copy (highest segment, row)
-A local target (target.mode local) is imported by absolute path, so Milvus must use local
-storage on this machine (common.storageType: local).
+  migration.loadMode                            import (default): bulk import; Milvus reads the dump
+                                                from its own storage (its bucket, or this machine's
+                                                disk). insert: rows go over gRPC only, in batches,
+                                                each recorded before and after it is sent; a batch
+                                                whose reply was lost is re-sent with Upsert. Use it
+                                                when Milvus cannot read the dump (managed or remote)
+  migration.insertBatchMiB                      bytes per Insert request (default 16, 1..48)
+With loadMode import, a local target (target.mode local) is imported by absolute path, so Milvus
+must use local storage on this machine (common.storageType: local).
 Unknown keys are errors, reported with their line.";
 
 /// Migrate a Milvus 0.9.x-1.x installation into Milvus 2.x.

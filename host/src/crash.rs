@@ -2,7 +2,7 @@
 //! cleanup, exactly like `kill -9`) the n-th time it reaches `<point>`, so that tests can stop
 //! a run between two precise steps: `import-submitted` (Milvus took an import, nothing recorded
 //! its task id yet), `import-polled`, `index-polled`, `file-published` (a file or journal entry
-//! was just published). Unset, it is never triggered.
+//! was just published), `insert-sent` / `upsert-sent` (Milvus stored a batch, nothing recorded it). Unset, it is never triggered.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;

@@ -218,6 +218,9 @@ struct Ours {
     cleanup: Option<String>,
     bad_data: Option<String>,
     duplicate_ids: Option<String>,
+    load_mode: Option<String>,
+    #[serde(rename = "insertBatchMiB")]
+    insert_batch_mib: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -485,6 +488,18 @@ impl Job {
                 false
             }
         };
+        let batch_mib = f.migration.insert_batch_mib.unwrap_or(16);
+        if !(1..=48).contains(&batch_mib) {
+            problems.push(format!("migration.insertBatchMiB {batch_mib} is outside 1..48 (Milvus takes at most 64 MiB per request)"));
+        }
+        let load_mode = match f.migration.load_mode.as_deref().unwrap_or("import") {
+            "import" => LoadMode::Import,
+            "insert" => LoadMode::Insert { batch_bytes: batch_mib.clamp(1, 48) << 20 },
+            m => {
+                problems.push(format!("migration.loadMode {m:?} is not one of import, insert"));
+                LoadMode::Import
+            }
+        };
         let delete_staged = match f.migration.cleanup.as_deref().unwrap_or("keep") {
             "keep" => false,
             "delete" => true,
@@ -558,6 +573,7 @@ impl Job {
             load_after: f.migration.load.unwrap_or(true),
             max_group_bytes: f.migration.max_group_mib.unwrap_or(DEFAULT_MAX_GROUP_MIB) << 20,
             pack_segments: f.migration.pack_segments.unwrap_or(true),
+            load_mode,
             bad_data,
             keep_last,
             collection: target_collections,

@@ -90,3 +90,16 @@ fn all_problems_at_once() {
     assert!(e.contains("dumper.worker.limit"), "{e}");
     assert!(e.contains("source.local.tablesDir"), "{e}");
 }
+
+#[test]
+fn load_mode_and_insert_batches_are_read_and_bounded() {
+    let s = load(GUIDE).unwrap();
+    assert_eq!(s.load_mode, LoadMode::Import);
+    let s = load(&format!("{GUIDE}migration:\n  loadMode: insert\n")).unwrap();
+    assert_eq!(s.load_mode, LoadMode::Insert { batch_bytes: 16 << 20 });
+    let s = load(&format!("{GUIDE}migration:\n  loadMode: insert\n  insertBatchMiB: 4\n")).unwrap();
+    assert_eq!(s.load_mode, LoadMode::Insert { batch_bytes: 4 << 20 });
+    let e = load(&format!("{GUIDE}migration:\n  loadMode: grpc\n  insertBatchMiB: 64\n")).unwrap_err().to_string();
+    assert!(e.contains("migration.loadMode \"grpc\" is not one of import, insert"), "{e}");
+    assert!(e.contains("migration.insertBatchMiB 64 is outside 1..48"), "{e}");
+}

@@ -98,6 +98,7 @@ const options = {
   // The journal's scope: the server as configured, and the database.
   target: `${a.milvus}/${a.database}`,
   importsInFlight: 2,
+  loadMode: { tag: 'bulk-import' },
 };
 
 try {

@@ -10,7 +10,7 @@ use crate::exit::Failure;
 use crate::progress::Progress;
 use crate::run_report::Recorder;
 use crate::sandbox::{Caps, Sandbox};
-use crate::job::model::{IndexChoice, OnExists, Job, StoreSpec};
+use crate::job::model::{IndexChoice, Job, LoadMode, OnExists, StoreSpec};
 use super::workers::{self, Finalized, Share, Work};
 
 /// A sandbox and capabilities connected to the target Milvus and stores.
@@ -73,6 +73,10 @@ pub fn load_options(s: &Job) -> engine::LoadOptions {
         // The journal's scope: the server as configured, and the database.
         target: m.map(|m| format!("{}/{}", m.endpoint, m.database)).unwrap_or_default(),
         imports_in_flight: s.loader_workers.get() as u32,
+        load_mode: match s.load_mode {
+            LoadMode::Import => engine::LoadMode::BulkImport,
+            LoadMode::Insert { batch_bytes } => engine::LoadMode::Insert(batch_bytes),
+        },
     }
 }
 

@@ -44,6 +44,15 @@ pub enum IndexChoice {
     None,
 }
 
+/// `migration.loadMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadMode {
+    /// Bulk import: Milvus reads the dump from its own storage.
+    Import,
+    /// Insert over gRPC in batches of about this many bytes; the dump may be anywhere.
+    Insert { batch_bytes: u64 },
+}
+
 /// `migration.onExists`: what to do with a target collection that already exists.
 /// `migration.badData`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +99,8 @@ pub struct Job {
     pub max_group_bytes: u64,
     /// `migration.packSegments`: write small segments of a partition into shared file groups.
     pub pack_segments: bool,
+    /// `migration.loadMode` (and `insertBatchMiB`): how rows reach Milvus.
+    pub load_mode: LoadMode,
     /// `migration.badData`: fail, skip or reject rows 2.x would refuse or that cannot be paired.
     pub bad_data: BadData,
     /// `migration.duplicateIds: keep-last`: only the newest copy of a repeated primary key.

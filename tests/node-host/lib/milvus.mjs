@@ -28,6 +28,24 @@ async function poll(what, timeoutMs, done) {
  * The interface for a Milvus at `address` (host:port). `root`: the target directory as the
  * server sees it (a local-storage Milvus on this machine reads the npy files by absolute path).
  */
+/** An Insert/Upsert request of the component's `rows`. */
+function writeRequest(collection, partition, rows) {
+  const width = rows.binary ? rows.dim / 8 : rows.dim * 4;
+  const view = new DataView(rows.vectors.buffer, rows.vectors.byteOffset, rows.vectors.byteLength);
+  const data = Array.from(rows.ids, (id, k) => {
+    const at = k * width;
+    const vector = rows.binary
+      ? Array.from(rows.vectors.subarray(at, at + width))
+      : Array.from({ length: rows.dim }, (_, d) => view.getFloat32(at + 4 * d, true));
+    return { [rows.idField]: id.toString(), [rows.vectorField]: vector };
+  });
+  return {
+    collection_name: collection,
+    ...(partition === DEFAULT_PARTITION ? {} : { partition_name: partition }),
+    fields_data: data,
+  };
+}
+
 export function milvus({ address, root, timeoutMs = 900_000 }) {
   const client = new MilvusClient({ address });
   const where = `Milvus at ${address}`;
@@ -186,6 +204,20 @@ export function milvus({ address, root, timeoutMs = 900_000 }) {
         const r = await call('GetLoadingProgress', () => client.getLoadingProgress({ collection_name: collection }));
         return Number(r.progress) >= 100 ? true : undefined;
       });
+    },
+
+    // loadMode: insert (component API 0.4.0). Rows as the SDK takes them: int64 keys as
+    // strings (no precision lost), float vectors as numbers, binary vectors as byte arrays.
+    async insert(collection, partition, rows) {
+      const r = await call('Insert', () => client.insert(writeRequest(collection, partition, rows)));
+      check('Insert', r.status);
+      return BigInt(r.insert_cnt ?? 0);
+    },
+
+    async upsert(collection, partition, rows) {
+      const r = await call('Upsert', () => client.upsert(writeRequest(collection, partition, rows)));
+      check('Upsert', r.status);
+      return BigInt(r.upsert_cnt ?? 0);
     },
 
     async flush(collection) {

@@ -83,9 +83,9 @@ pub enum ImportPaths {
 /// one per tenant and granted connection and gives each job a copy with its own import paths.
 #[derive(Clone)]
 pub struct MilvusConn {
-    client: Client,
-    endpoint: String,
-    db: String,
+    pub(super) client: Client,
+    pub(super) endpoint: String,
+    pub(super) db: String,
     pub version: String,
     import_timeout: Duration,
     paths: ImportPaths,
@@ -187,7 +187,7 @@ impl MilvusConn {
     }
 
     /// A transport or gRPC failure, naming the endpoint; authentication failures say so.
-    fn grpc_error(&self, call: &str, e: tonic::Status) -> types::Error {
+    pub(super) fn grpc_error(&self, call: &str, e: tonic::Status) -> types::Error {
         let msg = format!("Milvus at {} ({call}): {}", self.endpoint, e.message());
         match e.code() {
             tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
@@ -200,7 +200,7 @@ impl MilvusConn {
     }
 
     /// A status is a success only when both the legacy `error_code` and `code` are 0.
-    fn check(&self, call: &str, status: Option<common::Status>) -> Result<(), types::Error> {
+    pub(super) fn check(&self, call: &str, status: Option<common::Status>) -> Result<(), types::Error> {
         let s = status.unwrap_or_default();
         if s.error_code == 0 && s.code == 0 {
             return Ok(());

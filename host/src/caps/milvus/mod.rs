@@ -1,6 +1,7 @@
 //! The `milvus` capability: the target Milvus 2.x, through one shared tonic connection.
 
 pub mod client;
+mod write;
 
 use std::sync::Arc;
 
@@ -54,6 +55,12 @@ impl wit::Host for MilvusState {
     }
     async fn list_imports(&mut self, collection: String) -> Result<Vec<wit::ImportTask>, HostError> {
         Ok(self.conn()?.list_imports(&collection).await?)
+    }
+    async fn insert(&mut self, collection: String, partition: String, rows: wit::Rows) -> Result<u64, HostError> {
+        Ok(self.conn()?.insert(&collection, &partition, &rows).await?)
+    }
+    async fn upsert(&mut self, collection: String, partition: String, rows: wit::Rows) -> Result<u64, HostError> {
+        Ok(self.conn()?.upsert(&collection, &partition, &rows).await?)
     }
     async fn flush(&mut self, collection: String) -> Result<(), HostError> {
         Ok(self.conn()?.flush(&collection).await?)
