@@ -49,8 +49,8 @@ pub struct Progress {
     pub acked: u64,
     /// The batch starting at `acked` was sent and no reply recorded.
     pub in_doubt: bool,
-    /// Rows sent again with Upsert after a lost reply (their earlier copies, if any, are
-    /// deleted but still counted by the server's row statistics until compaction).
+    /// Rows sent with Upsert after a lost reply, every attempt counted (their earlier copies,
+    /// if any, are deleted but still counted by the server's row statistics until compaction).
     pub upserted: u64,
 }
 
@@ -292,11 +292,11 @@ impl<S: Store, M: Milvus, R: Report> Inserter<'_, S, M, R> {
             let resend = pr.in_doubt;
             let result = if resend {
                 self.report.log(Level::Info, &format!("{}: rows {}..{} were sent before and no reply was recorded; sending them again with Upsert", g.label(), pr.acked, pr.acked + n));
-                let r = self.milvus.upsert(&self.c.name, &p.name, &rows);
-                if r.is_ok() {
-                    pr.upserted += n;
-                }
-                r
+                // Counted before it is sent: an Upsert whose reply is lost may have replaced
+                // copies too, and the next run sends it again.
+                pr.upserted += n;
+                write_progress(self.store, &path, &pr)?;
+                self.milvus.upsert(&self.c.name, &p.name, &rows)
             } else {
                 pr.in_doubt = true;
                 write_progress(self.store, &path, &pr)?;

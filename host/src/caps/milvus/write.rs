@@ -54,38 +54,49 @@ fn check_size(len: usize, call: &str) -> Result<(), types::Error> {
     Ok(())
 }
 
+#[derive(Clone, Copy)]
+enum Write {
+    Insert,
+    Upsert,
+}
+
 impl MilvusConn {
     pub async fn insert(&self, collection: &str, partition: &str, rows: &wit::Rows) -> Result<u64, types::Error> {
-        use prost::Message;
-        let req = api::InsertRequest {
-            db_name: self.db.clone(),
-            collection_name: collection.into(),
-            partition_name: partition.into(),
-            fields_data: fields(rows)?,
-            num_rows: rows.ids.len() as u32,
-            ..Default::default()
-        };
-        check_size(req.encoded_len(), "an Insert")?;
-        let r = self.client.clone().insert(req).await.map_err(|e| self.grpc_error("Insert", e))?.into_inner();
-        self.check("Insert", r.status)?;
-        crate::crash::point("insert-sent");
-        Ok(r.insert_cnt.max(0) as u64)
+        self.write(Write::Insert, collection, partition, rows).await
     }
 
     pub async fn upsert(&self, collection: &str, partition: &str, rows: &wit::Rows) -> Result<u64, types::Error> {
+        self.write(Write::Upsert, collection, partition, rows).await
+    }
+
+    async fn write(&self, kind: Write, collection: &str, partition: &str, rows: &wit::Rows) -> Result<u64, types::Error> {
         use prost::Message;
-        let req = api::UpsertRequest {
-            db_name: self.db.clone(),
-            collection_name: collection.into(),
-            partition_name: partition.into(),
-            fields_data: fields(rows)?,
-            num_rows: rows.ids.len() as u32,
-            ..Default::default()
+        let (db_name, collection_name, partition_name) = (self.db.clone(), collection.to_string(), partition.to_string());
+        let (fields_data, num_rows) = (fields(rows)?, rows.ids.len() as u32);
+        let mut client = self.client.clone();
+        let (call, sent) = match kind {
+            Write::Insert => {
+                let req = api::InsertRequest { db_name, collection_name, partition_name, fields_data, num_rows, ..Default::default() };
+                check_size(req.encoded_len(), "an Insert")?;
+                ("Insert", client.insert(req).await)
+            }
+            Write::Upsert => {
+                let req = api::UpsertRequest { db_name, collection_name, partition_name, fields_data, num_rows, ..Default::default() };
+                check_size(req.encoded_len(), "an Upsert")?;
+                ("Upsert", client.upsert(req).await)
+            }
         };
-        check_size(req.encoded_len(), "an Upsert")?;
-        let r = self.client.clone().upsert(req).await.map_err(|e| self.grpc_error("Upsert", e))?.into_inner();
-        self.check("Upsert", r.status)?;
-        crate::crash::point("upsert-sent");
-        Ok(r.upsert_cnt.max(0) as u64)
+        let r = sent.map_err(|e| self.grpc_error(call, e))?.into_inner();
+        self.check(call, r.status)?;
+        // Stored, and nobody has recorded it yet: where the tests kill a run.
+        crate::crash::point(match kind {
+            Write::Insert => "insert-sent",
+            Write::Upsert => "upsert-sent",
+        });
+        Ok(match kind {
+            Write::Insert => r.insert_cnt,
+            Write::Upsert => r.upsert_cnt,
+        }
+        .max(0) as u64)
     }
 }
