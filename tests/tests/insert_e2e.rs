@@ -4,7 +4,8 @@
 //! said so, right after a journal entry was published, at random moments, and once more while
 //! the batch in doubt is being upserted) followed by a re-run leaves every live row exactly
 //! once: pymilvus finds every id once, counts exact, vectors equal, and, after a compaction
-//! has dropped the copies an Upsert replaced, exactly the live rows stored.
+//! has dropped the copies an Upsert replaced, exactly the live rows stored. Ids the source repeats
+//! land the same way in both modes, as `duplicateIds` says.
 
 use std::time::Instant;
 
@@ -113,4 +114,65 @@ async fn killed_at_seeded_points_a_rerun_leaves_each_live_row_exactly_once() {
     }
     assert!(k > 10, "at least 10 points");
     assert!(killed >= 2, "only {killed} of 3 timed kills interrupted the load");
+}
+
+/// (entities stored after a flush, count(*)) of a collection, by pymilvus.
+fn counts(collection: &str) -> (u64, u64) {
+    let script = r#"
+import sys
+from pymilvus import Collection, connections
+host, port = sys.argv[1].rsplit(":", 1)
+connections.connect(host=host, port=port)
+c = Collection(sys.argv[2])
+c.flush()
+c.compact()
+c.wait_for_compaction_completed(timeout=300)
+c.flush()
+if not c.indexes:
+    c.create_index("data", {"index_type": "FLAT", "metric_type": "L2", "params": {}})
+c.load()
+n = c.query(expr="", output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"]
+print(c.num_entities, n)
+"#;
+    let o = std::process::Command::new(mm_tests::tool::python())
+        .args(["-c", script, &mm_tests::milvus_env::endpoint(), collection])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let v: Vec<u64> = out.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    assert!(o.status.success() && v.len() == 2, "{out}\n{}", String::from_utf8_lossy(&o.stderr));
+    (v[0], v[1])
+}
+
+/// Ids repeated across segments (rows 200..299 of the first segment reappear in the second):
+/// both load modes store the same, as `duplicateIds` says: every copy with keep-all, the newest
+/// only with keep-last; and count(*) answers the same for both.
+#[tokio::test]
+async fn repeated_source_ids_follow_duplicate_ids_the_same_way_in_both_modes() {
+    let seg = |first: i64| SegmentSpec { rows: 300, first_id: Some(first), ..Default::default() };
+    let spec = Spec {
+        seed: 17,
+        collections: vec![CollectionSpec {
+            name: "rep".into(),
+            dim: 8,
+            metric: 1,
+            engine_type: 1,
+            index_params: "{}".into(),
+            dropped: false,
+            segments: vec![seg(1000), seg(1200)],
+            partitions: vec![],
+        }],
+    };
+    let env = setup(&spec, "").await;
+    let mut k = 0;
+    for (policy, want) in [("keep-all", 600), ("keep-last", 500)] {
+        let mut seen = Vec::new();
+        for mode in ["import", "insert"] {
+            k += 1;
+            let a = attempt(&env, k, "rep", &format!("  loadMode: {mode}\n  duplicateIds: {policy}\n  index: none\n"));
+            finish(spawn(&env, &a, "migrate", None), &format!("migrate {mode} {policy}"));
+            seen.push((mode, counts(&a.collection)));
+        }
+        assert!(seen.iter().all(|(_, c)| c.0 == want) && seen[0].1 == seen[1].1, "{policy}: (stored, count(*)) per mode {seen:?}, want {want} stored");
+    }
 }
