@@ -82,7 +82,7 @@ impl<'a, S: Store, M: Milvus, R: Report> Run<'a, S, M, R> {
                     Next::Skip => self.out.skipped += 1,
                     Next::Wait(task) => self.wait(p, g, task)?,
                     Next::Import => {
-                        self.check_files(g)?;
+                        check_files(self.store, g)?;
                         self.import(p, g)?;
                     }
                 }
@@ -265,30 +265,6 @@ impl<'a, S: Store, M: Milvus, R: Report> Run<'a, S, M, R> {
         }
     }
 
-    /// The group's files must be what the manifest says (a re-dump that stopped half way may
-    /// have rewritten some).
-    fn check_files(&self, g: &FileGroup) -> Result<()> {
-        for (k, f) in g.files.iter().enumerate() {
-            let w = self.store.checksum(Role::Target, f)?;
-            let crc = format!("{:08x}", w.crc32c);
-            let (size, want) = (g.sizes.get(k).copied(), g.checksums.get(k));
-            if size.is_some_and(|s| s != w.bytes) || want.is_some_and(|c| *c != crc) {
-                return Err(Error::invalid(
-                    f.as_str(),
-                    None,
-                    format!(
-                        "{} bytes with CRC-32C {crc}, but the dump's manifest says {} bytes with CRC-32C {}: the file changed after \
-                         the manifest was written (an interrupted or concurrent dump?). Run dump again; nothing of this group was imported",
-                        w.bytes,
-                        size.map_or("?".into(), |s| s.to_string()),
-                        want.map_or("?", |c| c.as_str())
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
     /// Records the import of `g` in the journal of each of its segments.
     fn record(&mut self, p: &PartitionLoad, g: &FileGroup, task: i64, state: State, reported_rows: u64, reason: String) -> Result<()> {
         for m in &g.members {
@@ -373,6 +349,30 @@ impl<'a, S: Store, M: Milvus, R: Report> Run<'a, S, M, R> {
         }
         Ok(())
     }
+}
+
+/// The group's files must be what the manifest says (a re-dump that stopped half way may
+/// have rewritten some): checked before any of their rows is sent, by either load mode.
+pub(crate) fn check_files(store: &impl Store, g: &FileGroup) -> Result<()> {
+    for (k, f) in g.files.iter().enumerate() {
+        let w = store.checksum(Role::Target, f)?;
+        let crc = format!("{:08x}", w.crc32c);
+        let (size, want) = (g.sizes.get(k).copied(), g.checksums.get(k));
+        if size.is_some_and(|s| s != w.bytes) || want.is_some_and(|c| *c != crc) {
+            return Err(Error::invalid(
+                f.as_str(),
+                None,
+                format!(
+                    "{} bytes with CRC-32C {crc}, but the dump's manifest says {} bytes with CRC-32C {}: the file changed after \
+                     the manifest was written (an interrupted or concurrent dump?). Run dump again; nothing more of this group is sent",
+                    w.bytes,
+                    size.map_or("?".into(), |s| s.to_string()),
+                    want.map_or("?", |c| c.as_str())
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Whether an error from `import-files` is the server's answer (nothing was imported) rather

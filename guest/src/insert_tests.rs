@@ -123,3 +123,17 @@ fn batches_follow_the_bytes_within_bounds() {
     assert_eq!(batch_rows(1, 512), 1);
     assert_eq!(batch_rows(48 << 20, 1), 100_000);
 }
+
+#[test]
+fn a_file_changed_after_the_manifest_is_never_sent() {
+    let store = dumped();
+    let milvus = FakeMilvus::on(&store);
+    let plan = plan_load(&store, &milvus, &insert_opts(36)).unwrap();
+    let path = store.paths(Role::Target).into_iter().find(|p| p.ends_with("c/_default/s1/data.npy")).unwrap();
+    let mut bytes = store.get(Role::Target, &path).unwrap();
+    *bytes.last_mut().unwrap() ^= 1;
+    store.put(Role::Target, &path, bytes);
+    let e = load_collection(&store, &milvus, &MemReport::default(), &plan.collections[0]).unwrap_err().to_string();
+    assert!(e.contains(&path) && e.contains("the file changed after the manifest was written"), "{e}");
+    assert_eq!(milvus.inserted.get(), 0);
+}

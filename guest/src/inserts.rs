@@ -22,7 +22,7 @@ use crate::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::imports::is_refusal;
+use crate::imports::{check_files, is_refusal};
 use crate::io::{read_exact, Level, Milvus, Reader, Report, Role, Rows, Store, Writer};
 use crate::journal::{self, Import, Scope, SegmentJournal, State, Via};
 use crate::load::{CollectionLoad, FileGroup, LoadReport, PartitionLoad};
@@ -264,6 +264,7 @@ impl<S: Store, M: Milvus, R: Report> Inserter<'_, S, M, R> {
                 upserted: 0,
             },
         };
+        check_files(self.store, g)?;
         // The intent first: a bulk import must not start on these rows from here on.
         self.record(p, g, State::Submitted)?;
         write_progress(self.store, &path, &pr)?;
