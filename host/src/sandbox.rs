@@ -226,7 +226,17 @@ impl Sandbox {
     }
 
     /// A fresh instance with its own store, limits and capabilities, once the gate lets it run.
-    async fn instance(&self, caps: Caps) -> anyhow::Result<Unit> {
+    /// A unit that cannot even be instantiated is reported as failed like any other.
+    async fn instance(&self, caps: Caps) -> Result<Unit, UnitError> {
+        let name = caps.unit.clone();
+        self.instantiate(caps).await.map_err(|e| {
+            let e = UnitError::Trap(format!("{e:#}"));
+            self.policy.observer.note(|| Note::Unit { name, ok: Some(false), error: Some(e.to_string()) });
+            e
+        })
+    }
+
+    async fn instantiate(&self, caps: Caps) -> anyhow::Result<Unit> {
         let slot = match &self.policy.gate {
             Some(g) => Some(g.acquire().await),
             None => None,
@@ -313,7 +323,7 @@ impl Sandbox {
     }
 
     pub async fn export_meta(&self, caps: Caps) -> Result<String, UnitError> {
-        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let mut u = self.instance(caps).await?;
         let r = self.timed(u.inst.milvus_migration_engine().call_export_meta(&mut u.store)).await;
         self.outcome(r, &u)
     }
@@ -324,7 +334,7 @@ impl Sandbox {
         meta: &engine::MetaSource,
         opts: &engine::DumpOptions,
     ) -> Result<engine::DumpPlan, UnitError> {
-        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let mut u = self.instance(caps).await?;
         let r = self.timed(u.inst.milvus_migration_engine().call_plan_dump(&mut u.store, meta, opts)).await;
         self.outcome(r, &u)
     }
@@ -335,7 +345,7 @@ impl Sandbox {
         unit: &engine::SegmentUnit,
         opts: &engine::DumpOptions,
     ) -> Result<engine::SegmentReport, UnitError> {
-        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let mut u = self.instance(caps).await?;
         let r = self.timed(u.inst.milvus_migration_engine().call_dump_segment(&mut u.store, unit, opts)).await;
         self.outcome(r, &u)
     }
@@ -347,7 +357,7 @@ impl Sandbox {
         output_dir: &str,
         opts: &engine::DumpOptions,
     ) -> Result<engine::PackReport, UnitError> {
-        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let mut u = self.instance(caps).await?;
         let r = self.timed(u.inst.milvus_migration_engine().call_dump_pack(&mut u.store, units, output_dir, opts)).await;
         self.outcome(r, &u)
     }
@@ -358,13 +368,13 @@ impl Sandbox {
         units: &[engine::SegmentUnit],
         opts: &engine::DumpOptions,
     ) -> Result<engine::DuplicateReport, UnitError> {
-        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let mut u = self.instance(caps).await?;
         let r = self.timed(u.inst.milvus_migration_engine().call_find_duplicates(&mut u.store, units, opts)).await;
         self.outcome(r, &u)
     }
 
     pub async fn invalidate_manifest(&self, caps: Caps) -> Result<(), UnitError> {
-        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let mut u = self.instance(caps).await?;
         let r = self.timed(u.inst.milvus_migration_engine().call_invalidate_manifest(&mut u.store)).await;
         self.outcome(r, &u)
     }
@@ -377,13 +387,13 @@ impl Sandbox {
         reports: &[engine::SegmentReport],
         pack_files: &[Vec<bindings::blob_store::Written>],
     ) -> Result<bindings::blob_store::Written, UnitError> {
-        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let mut u = self.instance(caps).await?;
         let r = self.timed(u.inst.milvus_migration_engine().call_write_manifest(&mut u.store, plan, opts, reports, pack_files)).await;
         self.outcome(r, &u)
     }
 
     pub async fn plan_load(&self, caps: Caps, opts: &engine::LoadOptions) -> Result<engine::LoadPlan, UnitError> {
-        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let mut u = self.instance(caps).await?;
         let r = self.timed(u.inst.milvus_migration_engine().call_plan_load(&mut u.store, opts)).await;
         self.outcome(r, &u)
     }
@@ -397,19 +407,19 @@ impl Sandbox {
         pack_files: &[Option<Vec<bindings::blob_store::Written>>],
         load_options: &engine::LoadOptions,
     ) -> Result<engine::LoadPlan, UnitError> {
-        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let mut u = self.instance(caps).await?;
         let r = self.timed(u.inst.milvus_migration_engine().call_plan_early_load(&mut u.store, plan, dump_options, reports, pack_files, load_options)).await;
         self.outcome(r, &u)
     }
 
     pub async fn load_collection(&self, caps: Caps, c: &engine::CollectionLoad) -> Result<engine::LoadReport, UnitError> {
-        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let mut u = self.instance(caps).await?;
         let r = self.timed(u.inst.milvus_migration_engine().call_load_collection(&mut u.store, c)).await;
         self.outcome(r, &u)
     }
 
     pub async fn verify_collection(&self, caps: Caps, c: &engine::CollectionLoad) -> Result<engine::VerifyReport, UnitError> {
-        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let mut u = self.instance(caps).await?;
         let r = self.timed(u.inst.milvus_migration_engine().call_verify_collection(&mut u.store, c)).await;
         self.outcome(r, &u)
     }
@@ -421,13 +431,13 @@ impl Sandbox {
         dopts: &engine::DumpOptions,
         lopts: &engine::LoadOptions,
     ) -> Result<engine::MigrationPlan, UnitError> {
-        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let mut u = self.instance(caps).await?;
         let r = self.timed(u.inst.milvus_migration_engine().call_plan_migration(&mut u.store, meta, dopts, lopts)).await;
         self.outcome(r, &u)
     }
 
     pub async fn cleanup_collection(&self, caps: Caps, c: &engine::CollectionLoad) -> Result<u32, UnitError> {
-        let mut u = self.instance(caps).await.map_err(|e| UnitError::Trap(format!("{e:#}")))?;
+        let mut u = self.instance(caps).await?;
         let r = self.timed(u.inst.milvus_migration_engine().call_cleanup_collection(&mut u.store, c)).await;
         self.outcome(r, &u)
     }
