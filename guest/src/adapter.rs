@@ -14,6 +14,7 @@ use crate::meta::{self, rows, Installation, VectorKind};
 use crate::plan::{self, CollectionPlan, DumpOptions, DumpPlan, PackPlan, PartitionPlan, SegmentUnit};
 use crate::index::{IndexMode, IndexSpec};
 use crate::load::{CollectionLoad, FileGroup, GroupMember, LoadOptions, PartitionLoad};
+use crate::reconcile;
 use crate::{dump, duplicates, load, manifest, preflight, verify};
 
 struct Component;
@@ -156,6 +157,30 @@ impl wit::Guest for Component {
         Ok(wit::LoadReport { imported: r.imported, skipped: r.skipped, rows: r.rows, partition_rows: r.partition_rows })
     }
 
+    fn reconcile_collection(collection: wit::CollectionLoad, o: wit::ReconcileOptions) -> Result<wit::ReconcileReport, types::Error> {
+        let options = reconcile::Options { max_listed: o.max_listed, repair: o.repair, delete_extra: o.delete_extra, batch_rows: o.batch_rows };
+        let r = reconcile::reconcile_collection(&Imports, &Imports, &Imports, &collection.into(), &options)?;
+        let finding = |f: reconcile::Finding| wit::IdFinding { count: f.count, first: f.first };
+        Ok(wit::ReconcileReport {
+            rows_elsewhere: r.rows_elsewhere,
+            partitions: r
+                .partitions
+                .into_iter()
+                .map(|p| wit::PartitionReconcile {
+                    name: p.name,
+                    expected_rows: p.expected_rows,
+                    milvus_rows: p.milvus_rows,
+                    missing: finding(p.missing),
+                    duplicated: finding(p.duplicated),
+                    extra: finding(p.extra),
+                    differing: finding(p.differing),
+                    repaired: p.repaired,
+                    deleted: p.deleted,
+                })
+                .collect(),
+        })
+    }
+
     fn verify_collection(collection: wit::CollectionLoad) -> Result<wit::VerifyReport, types::Error> {
         let r = verify::verify_collection(&Imports, &Imports, &Imports, &collection.into())?;
         Ok(wit::VerifyReport {
@@ -278,6 +303,21 @@ impl io::Milvus for Imports {
             .into_iter()
             .map(|e| io::Entity { id: e.id, vector: e.vector })
             .collect())
+    }
+    fn count_in_range(&self, collection: &str, partition: Option<&str>, id_field: &str, low: i64, high: i64) -> Result<u64, Error> {
+        Ok(mv::count_in_range(collection, partition, id_field, mv::KeyRange { low, high })?)
+    }
+    fn count_ids(&self, collection: &str, partition: Option<&str>, id_field: &str, ids: &[i64]) -> Result<u64, Error> {
+        Ok(mv::count_ids(collection, partition, id_field, ids)?)
+    }
+    fn query_range(&self, collection: &str, partition: Option<&str>, id_field: &str, vector_field: &str, low: i64, high: i64, limit: u32) -> Result<Vec<io::Entity>, Error> {
+        Ok(mv::query_range(collection, partition, id_field, vector_field, mv::KeyRange { low, high }, limit)?
+            .into_iter()
+            .map(|e| io::Entity { id: e.id, vector: e.vector })
+            .collect())
+    }
+    fn delete_ids(&self, collection: &str, partition: &str, id_field: &str, ids: &[i64]) -> Result<u64, Error> {
+        Ok(mv::delete_ids(collection, partition, id_field, ids)?)
     }
 }
 

@@ -88,6 +88,12 @@ pub fn batch_rows(batch_bytes: u64, width: u64) -> u64 {
     (batch_bytes / (width + 10)).clamp(1, MAX_BATCH_ROWS)
 }
 
+/// The path of a group's npy file of `field`.
+pub(crate) fn group_file(g: &FileGroup, field: &str) -> Result<String> {
+    let suffix = format!("/{field}.npy");
+    g.files.iter().find(|f| f.ends_with(&suffix)).cloned().ok_or_else(|| Error::invalid(g.dir.as_str(), None, format!("no {field}.npy in the group")))
+}
+
 /// What the segments' journals say of a group.
 enum Seen {
     Done,
@@ -96,14 +102,15 @@ enum Seen {
 }
 
 /// One npy file of a group, positioned at its first row.
-struct Column<R> {
-    r: R,
+pub(crate) struct Column<R> {
+    pub(crate) r: R,
     path: String,
-    at: u64,
+    /// Where the next row starts (after the header: the first row).
+    pub(crate) at: u64,
 }
 
 /// Opens `path` and reads past its header, checking it holds `rows` rows.
-fn column<S: Store>(store: &S, path: &str, rows: u64) -> Result<Column<S::R>> {
+pub(crate) fn column<S: Store>(store: &S, path: &str, rows: u64) -> Result<Column<S::R>> {
     let r = store.open(Role::Target, path)?;
     let head = read_exact(&r, 10, path, 0)?;
     if &head[..6] != b"\x93NUMPY" {
@@ -120,7 +127,7 @@ fn column<S: Store>(store: &S, path: &str, rows: u64) -> Result<Column<S::R>> {
 }
 
 impl<R: Reader> Column<R> {
-    fn take(&mut self, n: usize) -> Result<Vec<u8>> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<Vec<u8>> {
         let b = read_exact(&self.r, n, &self.path, self.at)?;
         self.at += n as u64;
         Ok(b)
@@ -230,11 +237,6 @@ impl<S: Store, M: Milvus, R: Report> Inserter<'_, S, M, R> {
         Ok(())
     }
 
-    fn file(&self, g: &FileGroup, field: &str) -> Result<String> {
-        let suffix = format!("/{field}.npy");
-        g.files.iter().find(|f| f.ends_with(&suffix)).cloned().ok_or_else(|| Error::invalid(g.dir.as_str(), None, format!("no {field}.npy in the group")))
-    }
-
     fn group(&mut self, p: &PartitionLoad, g: &FileGroup) -> Result<()> {
         let scope = self.scope(p);
         let path = progress_path(&scope, &g.dir);
@@ -268,8 +270,8 @@ impl<S: Store, M: Milvus, R: Report> Inserter<'_, S, M, R> {
         // The intent first: a bulk import must not start on these rows from here on.
         self.record(p, g, State::Submitted)?;
         write_progress(self.store, &path, &pr)?;
-        let mut ids = column(self.store, &self.file(g, &self.c.id_field)?, g.rows)?;
-        let mut vecs = column(self.store, &self.file(g, &self.c.vector_field)?, g.rows)?;
+        let mut ids = column(self.store, &group_file(g, &self.c.id_field)?, g.rows)?;
+        let mut vecs = column(self.store, &group_file(g, &self.c.vector_field)?, g.rows)?;
         // Past the acknowledged rows (batches are cut the same way every run).
         let mut skip = pr.acked;
         while skip > 0 {

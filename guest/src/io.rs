@@ -166,6 +166,15 @@ pub trait Milvus {
     /// Entities stored (the server's `row_count` statistics): every copy of a repeated key.
     fn stored_rows(&self, collection: &str, partition: Option<&str>) -> Result<u64>;
     fn get_entities(&self, collection: &str, id_field: &str, vector_field: &str, ids: &[i64]) -> Result<Vec<Entity>>;
+    /// Stored copies of the keys `low..=high` (count(*)): every copy of a repeated key.
+    fn count_in_range(&self, collection: &str, partition: Option<&str>, id_field: &str, low: i64, high: i64) -> Result<u64>;
+    /// Stored copies of these keys (count(*)).
+    fn count_ids(&self, collection: &str, partition: Option<&str>, id_field: &str, ids: &[i64]) -> Result<u64>;
+    /// One entity per key in `low..=high`, at most `limit`; complete only when the range holds
+    /// at most `limit` copies.
+    fn query_range(&self, collection: &str, partition: Option<&str>, id_field: &str, vector_field: &str, low: i64, high: i64, limit: u32) -> Result<Vec<Entity>>;
+    /// Deletes every copy of these keys in the partition.
+    fn delete_ids(&self, collection: &str, partition: &str, id_field: &str, ids: &[i64]) -> Result<u64>;
 }
 
 /// Reads exactly `n` bytes, or fails naming `path` when the file ends first.

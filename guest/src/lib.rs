@@ -41,6 +41,9 @@ pub mod npy;
 pub mod paths;
 pub mod plan;
 pub mod preflight;
+pub mod reconcile;
+#[cfg(test)]
+mod reconcile_tests;
 pub mod segment;
 pub mod verify;
 

@@ -204,6 +204,35 @@ impl Milvus for FakeMilvus {
         }
         Ok(out.into_values().collect())
     }
+    /// As 2.3.5 measured: count(*) of an expression counts every stored copy.
+    fn count_in_range(&self, collection: &str, partition: Option<&str>, _: &str, low: i64, high: i64) -> Result<u64> {
+        Ok(self.stored(collection, partition, |id| (low..=high).contains(&id)).len() as u64)
+    }
+    fn count_ids(&self, collection: &str, partition: Option<&str>, _: &str, ids: &[i64]) -> Result<u64> {
+        Ok(self.stored(collection, partition, |id| ids.contains(&id)).len() as u64)
+    }
+    /// As 2.3.5: one entity per key (the oldest copy), and only `limit` copies looked at.
+    fn query_range(&self, collection: &str, partition: Option<&str>, _: &str, _: &str, low: i64, high: i64, limit: u32) -> Result<Vec<Entity>> {
+        let mut out: BTreeMap<i64, Entity> = BTreeMap::new();
+        for e in self.stored(collection, partition, |id| (low..=high).contains(&id)).into_iter().take(limit as usize) {
+            out.entry(e.id).or_insert(e);
+        }
+        Ok(out.into_values().collect())
+    }
+    fn delete_ids(&self, collection: &str, partition: &str, _: &str, ids: &[i64]) -> Result<u64> {
+        let mut cols = self.collections.borrow_mut();
+        let stored = cols.get_mut(collection).unwrap().1.get_mut(partition).unwrap();
+        stored.retain(|e| !ids.contains(&e.id));
+        Ok(ids.len() as u64)
+    }
+}
+
+impl FakeMilvus {
+    /// Every stored copy whose key `keep` accepts, in one partition or all.
+    fn stored(&self, collection: &str, partition: Option<&str>, keep: impl Fn(i64) -> bool) -> Vec<Entity> {
+        let cols = self.collections.borrow();
+        cols[collection].1.iter().filter(|(p, _)| partition.is_none_or(|x| x == p.as_str())).flat_map(|(_, r)| r.iter().filter(|e| keep(e.id)).cloned()).collect()
+    }
 }
 
 fn counted(payload: Vec<u8>) -> Vec<u8> {
@@ -630,6 +659,18 @@ impl Milvus for Tweaked<'_> {
     }
     fn get_entities(&self, c: &str, i: &str, v: &str, ids: &[i64]) -> Result<Vec<Entity>> {
         self.inner.get_entities(c, i, v, ids)
+    }
+    fn count_in_range(&self, c: &str, p: Option<&str>, i: &str, low: i64, high: i64) -> Result<u64> {
+        self.inner.count_in_range(c, p, i, low, high)
+    }
+    fn count_ids(&self, c: &str, p: Option<&str>, i: &str, ids: &[i64]) -> Result<u64> {
+        self.inner.count_ids(c, p, i, ids)
+    }
+    fn query_range(&self, c: &str, p: Option<&str>, i: &str, v: &str, low: i64, high: i64, limit: u32) -> Result<Vec<Entity>> {
+        self.inner.query_range(c, p, i, v, low, high, limit)
+    }
+    fn delete_ids(&self, c: &str, p: &str, i: &str, ids: &[i64]) -> Result<u64> {
+        self.inner.delete_ids(c, p, i, ids)
     }
 }
 

@@ -61,7 +61,7 @@ pub fn metric_name(metric: u32) -> &'static str {
 }
 
 /// Loading needs an index: a FLAT one (exact search, no parameters) when the collection has none.
-fn ensure_loaded(milvus: &impl Milvus, report: &impl Report, c: &CollectionLoad) -> Result<()> {
+pub(crate) fn ensure_loaded(milvus: &impl Milvus, report: &impl Report, c: &CollectionLoad) -> Result<()> {
     if milvus.describe_indexes(&c.name)?.iter().all(|i| i.field != c.vector_field) {
         let index = IndexInfo {
             field: c.vector_field.clone(),

@@ -140,8 +140,22 @@ pub enum Command {
     /// (count(*)), the stored entities after a flush (row_count statistics, which see a key
     /// imported twice), the 1.x meta's row counts, vectors of sampled rows of every file group
     /// byte for byte, deleted rows absent.
+    ///
+    /// With --full, every primary key instead: each partition's keys and vectors reconciled
+    /// against the dump, both sides walked in key ranges (memory stays bounded at any size).
+    /// Lists keys missing in Milvus, stored more than once, not in the dump (extra), and keys
+    /// whose vector differs (every vector compared); exit 1 on any finding. The JSON report
+    /// (--report) holds each finding's count and first --max-listed ids.
     #[command(after_help = format!("{CONFIG_KEYS}\n\n{EXIT_CODES}"))]
-    Verify(CommonArgs),
+    Verify(VerifyArgs),
+    /// Fix what `verify --full` finds, from the dump, then run `verify --full`.
+    ///
+    /// Missing, duplicated and differing keys are written again with Upsert into their
+    /// partition (one copy remains; a key the source itself repeats is deleted and inserted
+    /// with every copy). Keys that are not in the dump are deleted only with --delete-extra.
+    /// Keys found right are never touched. Exit 0 only when the final `verify --full` is clean.
+    #[command(after_help = format!("{CONFIG_KEYS}\n\n{EXIT_CODES}"))]
+    Repair(RepairArgs),
     /// dump, load and verify in one command (export too: meta.json is written next to the dump).
     #[command(after_help = format!("{CONFIG_KEYS}\n\n{EXIT_CODES}"))]
     Migrate(MigrateArgs),
@@ -306,6 +320,30 @@ pub struct CommonArgs {
     /// Only these collections (comma-separated).
     #[arg(long = "col", value_name = "NAMES", value_delimiter = ',')]
     pub collections: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Reconcile every primary key and vector against the dump, not counts and samples.
+    #[arg(long)]
+    pub full: bool,
+    /// With --full: ids listed per finding in the report (counts are always complete).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub max_listed: u32,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RepairArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Also delete keys stored in a partition that the dump's partition does not hold.
+    #[arg(long)]
+    pub delete_extra: bool,
+    /// Ids listed per finding in the report.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub max_listed: u32,
 }
 
 #[derive(Debug, clap::Args)]

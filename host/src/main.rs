@@ -118,10 +118,18 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let rec = Recorder::new("load", c.config);
             reported(&rec, job::load::run(&s, !args.no_verify, &rec).await, report_path)
         }
-        Command::Verify(c) => {
+        Command::Verify(args) => {
+            let c = args.common;
             let s = settings(c.config.as_deref(), c.collections, Needs { meta: false, milvus: true }, cli.verbose)?;
             let rec = Recorder::new("verify", c.config);
-            reported(&rec, job::load::verify(&s, &rec).await, report_path)
+            let result = if args.full { job::reconcile::run(&s, &rec, args.max_listed, None).await } else { job::load::verify(&s, &rec).await };
+            reported(&rec, result, report_path)
+        }
+        Command::Repair(args) => {
+            let c = args.common;
+            let s = settings(c.config.as_deref(), c.collections, Needs { meta: false, milvus: true }, cli.verbose)?;
+            let rec = Recorder::new("repair", c.config);
+            reported(&rec, job::reconcile::run(&s, &rec, args.max_listed, Some(args.delete_extra)).await, report_path)
         }
         Command::Plan(args) => {
             let c = args.common;

@@ -52,9 +52,41 @@ pub struct PartitionRow {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
     pub problems: Vec<String>,
+    /// Every primary key reconciled (`verify --full`, `repair`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconciled: Option<Reconciled>,
     /// This run dumped the partition (for the table).
     #[serde(skip)]
     pub in_dump: bool,
+}
+
+/// Keys of one kind of finding: how many, and the first in key order.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ids {
+    pub count: u64,
+    pub first: Vec<i64>,
+}
+
+impl From<&engine::IdFinding> for Ids {
+    fn from(f: &engine::IdFinding) -> Self {
+        Ids { count: f.count, first: f.first.clone() }
+    }
+}
+
+/// What reconciling a partition's every key found (before a repair's fixes), and what the
+/// repair wrote and deleted.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reconciled {
+    pub missing: Ids,
+    pub duplicated: Ids,
+    pub extra: Ids,
+    pub differing: Ids,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repaired: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<u64>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -80,6 +112,9 @@ pub struct CollectionRow {
     pub import_rows_per_second: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
+    /// Stored rows outside the dump's partitions (`verify --full`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_elsewhere: Option<u64>,
     /// Why the load or the verification of this collection failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -308,6 +343,41 @@ impl Recorder {
                         col.verified = Some(false);
                         col.error = Some(format!("verify: {e}"));
                     }
+                }
+            }
+        });
+    }
+
+    /// Records what reconciling a collection found; `repair`: what this pass fixed.
+    pub fn reconciled(&self, c: &engine::CollectionLoad, result: Result<&engine::ReconcileReport, String>, repair: bool) {
+        self.with(|r| match result {
+            Ok(v) => {
+                let mut all = v.rows_elsewhere == 0;
+                for (pv, pl) in v.partitions.iter().zip(&c.partitions) {
+                    let clean = pv.missing.count + pv.duplicated.count + pv.extra.count + pv.differing.count == 0;
+                    all &= clean;
+                    let row = Self::partition(r, &c.source_name, &pl.tag);
+                    row.expected_rows = Some(pv.expected_rows);
+                    row.milvus_rows = Some(pv.milvus_rows);
+                    row.verified = Some(clean);
+                    row.reconciled = Some(Reconciled {
+                        missing: (&pv.missing).into(),
+                        duplicated: (&pv.duplicated).into(),
+                        extra: (&pv.extra).into(),
+                        differing: (&pv.differing).into(),
+                        repaired: repair.then_some(pv.repaired),
+                        deleted: repair.then_some(pv.deleted),
+                    });
+                }
+                if let Some(col) = Self::collection(r, &c.source_name) {
+                    col.verified = Some(all);
+                    col.rows_elsewhere = Some(v.rows_elsewhere);
+                }
+            }
+            Err(e) => {
+                if let Some(col) = Self::collection(r, &c.source_name) {
+                    col.verified = Some(false);
+                    col.error = Some(format!("verify --full: {e}"));
                 }
             }
         });

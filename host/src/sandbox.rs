@@ -424,6 +424,12 @@ impl Sandbox {
         self.outcome(r, &u)
     }
 
+    pub async fn reconcile_collection(&self, caps: Caps, c: &engine::CollectionLoad, o: engine::ReconcileOptions) -> Result<engine::ReconcileReport, UnitError> {
+        let mut u = self.instance(caps).await?;
+        let r = self.timed(u.inst.milvus_migration_engine().call_reconcile_collection(&mut u.store, c, o)).await;
+        self.outcome(r, &u)
+    }
+
     pub async fn plan_migration(
         &self,
         caps: Caps,

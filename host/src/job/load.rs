@@ -31,7 +31,7 @@ pub async fn connect(s: &Job) -> Result<(Sandbox, Caps), Failure> {
 }
 
 /// Connects to Milvus and plans the load; nothing is imported yet.
-async fn prepare(s: &Job, rec: &Recorder) -> Result<(Sandbox, Caps, engine::LoadPlan), Failure> {
+pub(super) async fn prepare(s: &Job, rec: &Recorder) -> Result<(Sandbox, Caps, engine::LoadPlan), Failure> {
     let (sandbox, caps) = connect(s).await?;
     let opts = load_options(s);
     let plan = sandbox

@@ -7,6 +7,7 @@ pub mod migrate;
 pub mod model;
 pub mod overlap;
 pub mod plan;
+pub mod reconcile;
 pub mod workers;
 
 use std::path::Path;

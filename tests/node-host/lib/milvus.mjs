@@ -72,6 +72,21 @@ export function milvus({ address, root, timeoutMs = 900_000 }) {
   // Tasks' collections: the 2.3 SDK reads a task's state only through ListImportTasks.
   const taskCollection = new Map();
   // A query reply does not say a vector's kind; the schema does.
+  const countWhere = async (collection, partition, expr) => {
+    const r = await call('Query', () =>
+      client.query({ collection_name: collection, output_fields: ['count(*)'], expr, consistency_level: 'Strong', ...partitions(partition) }),
+    );
+    return BigInt(r.data[0]['count(*)']);
+  };
+  const rangeExpr = (idField, range) => `${idField} >= ${range.low} and ${idField} <= ${range.high}`;
+  // Float vectors come back as numbers (f32 values, exact in a double), binary ones as bytes.
+  const entities = async (collection, idField, vectorField, rows) => {
+    const binary = await vectorIsBinary(collection, vectorField);
+    return rows.map((row) => {
+      const v = row[vectorField];
+      return { id: BigInt(row[idField]), vector: binary ? Uint8Array.from(v) : new Uint8Array(Float32Array.from(v).buffer) };
+    });
+  };
   const vectorIsBinary = async (collection, field) => {
     const d = await call('DescribeCollection', () => client.describeCollection({ collection_name: collection }));
     const f = d.schema.fields.find((f) => f.name === field);
@@ -233,10 +248,41 @@ export function milvus({ address, root, timeoutMs = 900_000 }) {
     },
 
     async countRows(collection, partition) {
+      return countWhere(collection, partition, '');
+    },
+
+    // verify --full and repair (component API 0.5.0): count(*) counts every stored copy of a
+    // key; a query returns one entity per key.
+    async countInRange(collection, partition, idField, range) {
+      return countWhere(collection, partition, rangeExpr(idField, range));
+    },
+
+    async countIds(collection, partition, idField, ids) {
+      if (ids.length === 0) return 0n;
+      return countWhere(collection, partition, `${idField} in [${[...ids].join(',')}]`);
+    },
+
+    async queryRange(collection, partition, idField, vectorField, range, limit) {
       const r = await call('Query', () =>
-        client.query({ collection_name: collection, output_fields: ['count(*)'], expr: '', consistency_level: 'Strong', ...partitions(partition) }),
+        client.query({
+          collection_name: collection,
+          expr: rangeExpr(idField, range),
+          output_fields: [idField, vectorField],
+          limit: Math.min(Math.max(limit, 1), 16384),
+          consistency_level: 'Strong',
+          ...partitions(partition),
+        }),
       );
-      return BigInt(r.data[0]['count(*)']);
+      return entities(collection, idField, vectorField, r.data);
+    },
+
+    async deleteIds(collection, partition, idField, ids) {
+      if (ids.length === 0) return 0n;
+      const r = await call('Delete', () =>
+        client.deleteEntities({ collection_name: collection, partition_name: partition, expr: `${idField} in [${[...ids].join(',')}]` }),
+      );
+      check('Delete', r.status);
+      return BigInt(r.delete_cnt ?? 0);
     },
 
     async getEntities(collection, idField, vectorField, ids) {
@@ -249,12 +295,7 @@ export function milvus({ address, root, timeoutMs = 900_000 }) {
           consistency_level: 'Strong',
         }),
       );
-      const binary = await vectorIsBinary(collection, vectorField);
-      // Float vectors come back as numbers (f32 values, exact in a double), binary ones as bytes.
-      return r.data.map((row) => {
-        const v = row[vectorField];
-        return { id: BigInt(row[idField]), vector: binary ? Uint8Array.from(v) : new Uint8Array(Float32Array.from(v).buffer) };
-      });
+      return entities(collection, idField, vectorField, r.data);
     },
 
     close: () => client.closeConnection?.(),

@@ -532,8 +532,22 @@ impl MilvusConn {
         }
     }
 
-    async fn query(&self, collection: &str, expr: String, fields: Vec<String>, partition: Option<&str>) -> Result<Vec<schema::FieldData>, types::Error> {
+    pub(super) async fn query(&self, collection: &str, expr: String, fields: Vec<String>, partition: Option<&str>) -> Result<Vec<schema::FieldData>, types::Error> {
+        self.query_limited(collection, expr, fields, partition, None).await
+    }
+
+    /// A query returning at most `limit` entities (`None`: the server's default).
+    pub(super) async fn query_limited(
+        &self,
+        collection: &str,
+        expr: String,
+        fields: Vec<String>,
+        partition: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Vec<schema::FieldData>, types::Error> {
+        let query_params = limit.map(|l| vec![common::KeyValuePair { key: "limit".into(), value: l.to_string() }]).unwrap_or_default();
         let req = api::QueryRequest {
+            query_params,
             db_name: self.db.clone(),
             collection_name: collection.into(),
             expr,
@@ -576,7 +590,12 @@ impl MilvusConn {
     }
 
     pub async fn count_rows(&self, collection: &str, partition: Option<&str>) -> Result<u64, types::Error> {
-        let fields = self.query(collection, String::new(), vec!["count(*)".into()], partition).await?;
+        self.count_where(collection, String::new(), partition).await
+    }
+
+    /// count(*) of the entities matching `expr` (every stored copy of a repeated key).
+    pub(super) async fn count_where(&self, collection: &str, expr: String, partition: Option<&str>) -> Result<u64, types::Error> {
+        let fields = self.query(collection, expr, vec!["count(*)".into()], partition).await?;
         let n = fields.iter().find_map(|f| match &f.field {
             Some(schema::field_data::Field::Scalars(s)) => match &s.data {
                 Some(schema::scalar_field::Data::LongData(l)) => l.data.first().copied(),
@@ -591,8 +610,12 @@ impl MilvusConn {
         if ids.is_empty() {
             return Ok(vec![]);
         }
-        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
-        let fields = self.query(collection, format!("{id_field} in [{list}]"), vec![id_field.into(), vector_field.into()], None).await?;
+        let fields = self.query(collection, ids_expr(id_field, ids), vec![id_field.into(), vector_field.into()], None).await?;
+        self.entities(fields, id_field, vector_field)
+    }
+
+    /// The entities of a query's columns: keys and vectors' bytes.
+    pub(super) fn entities(&self, fields: Vec<schema::FieldData>, id_field: &str, vector_field: &str) -> Result<Vec<wit::Entity>, types::Error> {
         let bad = |why: &str| types::Error::Other(format!("Milvus at {}: query result {why}", self.endpoint));
         let mut got_ids = None;
         let mut vectors: Option<(usize, Vec<u8>)> = None;
@@ -624,6 +647,12 @@ impl MilvusConn {
         }
         Ok(got_ids.into_iter().zip(bytes.chunks(width)).map(|(id, v)| wit::Entity { id, vector: v.to_vec() }).collect())
     }
+}
+
+/// `<id_field> in [a, b, ...]`.
+pub(super) fn ids_expr(id_field: &str, ids: &[i64]) -> String {
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+    format!("{id_field} in [{list}]")
 }
 
 /// An error of a call whose reply may have been lost, as `unavailable` (the call may have taken

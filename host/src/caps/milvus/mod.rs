@@ -1,6 +1,7 @@
 //! The `milvus` capability: the target Milvus 2.x, through one shared tonic connection.
 
 pub mod client;
+mod keys;
 mod write;
 
 use std::sync::Arc;
@@ -79,6 +80,26 @@ impl wit::Host for MilvusState {
         ids: Vec<i64>,
     ) -> Result<Vec<wit::Entity>, HostError> {
         Ok(self.conn()?.get_entities(&collection, &id_field, &vector_field, &ids).await?)
+    }
+    async fn count_in_range(&mut self, collection: String, partition: Option<String>, id_field: String, range: wit::KeyRange) -> Result<u64, HostError> {
+        Ok(self.conn()?.count_in_range(&collection, partition.as_deref(), &id_field, &range).await?)
+    }
+    async fn count_ids(&mut self, collection: String, partition: Option<String>, id_field: String, ids: Vec<i64>) -> Result<u64, HostError> {
+        Ok(self.conn()?.count_ids(&collection, partition.as_deref(), &id_field, &ids).await?)
+    }
+    async fn query_range(
+        &mut self,
+        collection: String,
+        partition: Option<String>,
+        id_field: String,
+        vector_field: String,
+        range: wit::KeyRange,
+        limit: u32,
+    ) -> Result<Vec<wit::Entity>, HostError> {
+        Ok(self.conn()?.query_range(&collection, partition.as_deref(), &id_field, &vector_field, &range, limit).await?)
+    }
+    async fn delete_ids(&mut self, collection: String, partition: String, id_field: String, ids: Vec<i64>) -> Result<u64, HostError> {
+        Ok(self.conn()?.delete_ids(&collection, &partition, &id_field, &ids).await?)
     }
 }
 
