@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: guest engine unit tests (natively), host unit tests, and end-to-end tests that
-# drive the built binary on generated 1.x installations, a real MariaDB, a real S3 server (s3s-fs)
+# drive the built binary on generated 1.x installations, a real MariaDB, a real S3 server (s3s-fs), milvus-lite 3.2.2
 # and a real Milvus 2.3.5. Sets up what it needs first (and leaves the services running for the
 # next run; `scripts/milvus.sh stop`, `scripts/s3.sh stop` stop them). A service that cannot
 # start fails the run.
@@ -24,6 +24,8 @@ with_env bash scripts/s3.sh start
 cargo build --release -p milvus-migration -p mm-tests
 
 with_env env MM_MILVUS_STORAGE=local bash scripts/milvus.sh start
+# The second real server for loadMode: insert (tests/tests/lite_e2e.rs): milvus-lite 3.2.2 on a free port.
+with_env bash scripts/milvus-lite.sh start
 cargo test --release --workspace "$@" -- --skip remote_
 
 with_env env MM_MILVUS_STORAGE=minio bash scripts/milvus.sh start

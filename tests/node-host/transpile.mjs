@@ -17,8 +17,9 @@ const jco = fileURLToPath(new URL('./node_modules/@bytecodealliance/jco/dist/jco
 const args = [jco, 'transpile', component, '-o', out, '--name', 'engine', '-I', 'sync', '--no-wasi-shim', '-q'];
 if (mode === '--jspi') {
   const milvus = ['server-version', 'describe-collection', 'create-collection', 'create-partition', 'import-files', 'await-import',
-    'list-imports', 'describe-indexes', 'create-index', 'load', 'flush', 'stored-rows', 'count-rows', 'get-entities'];
-  const exports = ['plan-load', 'load-collection', 'verify-collection', 'cleanup-collection'];
+    'list-imports', 'describe-indexes', 'create-index', 'load', 'flush', 'stored-rows', 'count-rows', 'get-entities',
+    'insert', 'upsert', 'count-in-range', 'count-ids', 'query-range', 'delete-ids'];
+  const exports = ['plan-load', 'load-collection', 'verify-collection', 'reconcile-collection', 'cleanup-collection'];
   args.push('--async-mode', 'jspi');
   args.push('--async-imports', ...milvus.map((f) => `milvus:migration/milvus#${f}`));
   args.push('--async-exports', ...exports.map((f) => `milvus:migration/engine#${f}`));

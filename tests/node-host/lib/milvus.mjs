@@ -78,7 +78,9 @@ export function milvus({ address, root, timeoutMs = 900_000 }) {
     );
     return BigInt(r.data[0]['count(*)']);
   };
-  const rangeExpr = (idField, range) => `${idField} >= ${range.low} and ${idField} <= ${range.high}`;
+  // Milvus reads -9223372036854775808 as minus an out-of-range literal: no lower bound then.
+  const rangeExpr = (idField, range) =>
+    range.low === -(2n ** 63n) ? `${idField} <= ${range.high}` : `${idField} >= ${range.low} and ${idField} <= ${range.high}`;
   // Float vectors come back as numbers (f32 values, exact in a double), binary ones as bytes.
   const entities = async (collection, idField, vectorField, rows) => {
     const binary = await vectorIsBinary(collection, vectorField);
