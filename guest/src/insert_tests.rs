@@ -76,6 +76,23 @@ fn a_batch_whose_reply_was_lost_is_sent_again_with_upsert_and_lands_once() {
 }
 
 #[test]
+fn without_upsert_as_on_2_2_a_batch_in_doubt_is_deleted_and_inserted_again() {
+    let store = dumped();
+    let milvus = FakeMilvus::on(&store);
+    milvus.no_upsert.set(true);
+    let plan = plan_load(&store, &milvus, &insert_opts(36)).unwrap();
+    let c = &plan.collections[0];
+    *milvus.lose_reply.borrow_mut() = Some(Error::Unavailable("connection reset".into()));
+    assert!(load_collection(&store, &milvus, &MemReport::default(), c).is_err());
+    let log = MemReport::default();
+    load_collection(&store, &milvus, &log, c).unwrap();
+    assert_eq!(stored(&milvus), expected(), "every row once");
+    assert_eq!(milvus.inserted.get(), 9, "the batch in doubt went twice, its first copy deleted");
+    assert!(verify_collection(&store, &milvus, &MemReport::default(), c).unwrap().ok());
+    assert!(log.lines.borrow().iter().any(|(_, l)| l.contains("the server has no Upsert")));
+}
+
+#[test]
 fn a_refused_batch_is_not_in_doubt_and_a_lost_one_is_never_bulk_imported() {
     let store = dumped();
     let milvus = FakeMilvus::on(&store);

@@ -5,8 +5,8 @@
 //! recorded in the group's insert journal the first time, so a re-run cuts the same batches.
 //! Before each Insert the journal says the next batch is in doubt; after the reply, that it is
 //! acknowledged. A re-run skips acknowledged batches and sends the one in doubt with Upsert
-//! into the same partition: Upsert deletes every stored copy of its keys there and inserts
-//! them again, so whether the lost Insert was applied fully, partly or not at all, one copy of
+//! into the same partition (on 2.2, which has no Upsert: Delete of its keys there, then Insert):
+//! Upsert deletes every stored copy of its keys there and inserts them again, so whether the lost Insert was applied fully, partly or not at all, one copy of
 //! each row remains (repeated keys *within* a batch in doubt collapse to one: the source's own
 //! repeats are kept by Insert, not by Upsert).
 //!
@@ -299,7 +299,16 @@ impl<S: Store, M: Milvus, R: Report> Inserter<'_, S, M, R> {
                 // copies too, and the next run sends it again.
                 pr.upserted += n;
                 write_progress(self.store, &path, &pr)?;
-                self.milvus.upsert(&self.c.name, &p.name, &rows)
+                match self.milvus.upsert(&self.c.name, &p.name, &rows) {
+                    // 2.2 has no Upsert: delete the batch's keys in the partition, then insert. A
+                    // run stopped in between leaves the batch in doubt, and the next does both again.
+                    Err(Error::Unsupported(why)) => {
+                        self.report.log(Level::Info, &format!("{}: the server has no Upsert ({why}); deleting rows {}..{} and inserting them again", g.label(), pr.acked, pr.acked + n));
+                        self.milvus.delete_ids(&self.c.name, &p.name, &self.c.id_field, &rows.ids)?;
+                        self.milvus.insert(&self.c.name, &p.name, &rows)
+                    }
+                    r => r,
+                }
             } else {
                 pr.in_doubt = true;
                 write_progress(self.store, &path, &pr)?;

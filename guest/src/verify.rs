@@ -178,7 +178,7 @@ pub fn verify_collection(store: &impl Store, milvus: &impl Milvus, report: &impl
                 &format!("partition {:?}: {stored} entities stored, of which up to {upserted} replaced by Upsert (counted until compaction)", p.name),
             );
         } else if stored != check.expected_rows {
-            let why = if stored > check.actual_rows { ": primary keys stored more than once (imported twice?), or rows deleted or upserted in 2.x" } else { "" };
+            let why = if stored > check.expected_rows { ": primary keys stored more than once (imported twice?), or rows deleted or upserted in 2.x" } else { "" };
             check.problems.push(format!(
                 "Milvus stores {stored} entities (row_count statistics after a flush), {} live rows in the source{why}",
                 check.expected_rows
