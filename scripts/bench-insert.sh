@@ -5,7 +5,8 @@
 #   - a pymilvus script inserting the same rows (read from the same npy files) in 10k-row
 #     batches into the same server: rows/s, and the ratio insert-load / script (goal >= 1.5);
 #   - `load --no-verify` with loadMode import (bulk import of the same dump): rows/s;
-#   - full `migrate` times (dump, load, index none, verify) with insert and with import.
+#   - full `migrate` times (dump, load, index none, verify) with insert and with import;
+#   - `verify --full` of the collection `migrate` loaded with inserts (every key and vector).
 #   BENCH_DIR (default /dev/shm/mm-bench-insert), ROWS (default 1000000), DIM (default 128),
 #   BATCH_MIB (migration.insertBatchMiB, default 16).
 set -euo pipefail
@@ -88,6 +89,8 @@ PY
 )
 rm -rf "$dir/ins-out" "$dir/imp-out"
 m_ins=$(timed "$bin/milvus-migration" migrate --config "$(config ins "bench_mins_$run" insert)")
+# Every key and vector of the collection just migrated, reconciled against the dump.
+t_full=$(timed "$bin/milvus-migration" verify --full --config "$dir/ins.yaml")
 m_imp=$(timed "$bin/milvus-migration" migrate --config "$(config imp "bench_mimp_$run" import)")
 "$py" - "$MILVUS_ENDPOINT" "$run" <<'PY'
 import sys
@@ -105,3 +108,4 @@ printf '  pymilvus insert, 10k-row batches:       %7.2f s  %8s rows/s\n' "$t_py"
 printf '  load, loadMode import (bulk import):    %7.2f s  %8s rows/s\n' "$t_imp" "$(rate "$t_imp")"
 printf '  ratio insert-load / pymilvus (rows/s): %s\n' "$(echo "scale=2; $t_py / $t_ins" | bc)"
 printf '  migrate (dump, load, verify): insert %.2f s, import %.2f s\n' "$m_ins" "$m_imp"
+printf '  verify --full (every key and vector):   %7.2f s  %8s rows/s\n' "$t_full" "$(rate "$t_full")"

@@ -9,9 +9,10 @@
 //!
 //! The Milvus side: count(*) of a key range counts every stored copy, a query returns one
 //! entity per key and is complete only when the range holds at most the query window's copies
-//! (more copies, and 2.3 returns fewer keys than it holds). So a range is queried when its count
-//! fits the window and halved otherwise; where the count exceeds the keys the query returned,
-//! the repeated keys are found by halving the key list with count(*) `id in [...]`.
+//! (more copies, and 2.3 returns fewer keys than it holds). A bucket is queried in windows of
+//! dump keys and counted once; only when its count differs from the keys returned is each window
+//! counted, and halved until its copies fit a query. Where a count exceeds the keys its query
+//! returned, the repeated keys are found by halving the key list with count(*) `id in [...]`.
 use crate::prelude::*;
 
 use crate::error::{Error, Result};
@@ -308,9 +309,64 @@ impl<S: Store, M: Milvus, R: Report> Run<'_, S, M, R> {
     }
 
     /// Compares one bucket: the dump's records of keys `low..=high` with Milvus'.
+    ///
+    /// Each count(*) or query at Strong consistency waits for the server's clock (about 0.2 s on
+    /// 2.3.5), so the usual case takes one count for the bucket and one query per window of dump
+    /// keys: when the bucket's stored copies equal the keys those queries returned, and none
+    /// filled its window, every query was complete and no key is stored twice. Otherwise each
+    /// window is counted and halved on its own ([`Self::walk`]).
     fn bucket(&mut self, low: i64, high: i64, mut recs: Vec<Rec>) -> Result<()> {
         recs.sort_unstable();
-        self.walk(low, high, &recs)
+        let (c, p) = (self.c, self.p);
+        let copies = self.milvus.count_in_range(&c.name, Some(&p.name), &c.id_field, low, high)?;
+        // Windows of about 3/4 of a query's keys (room for keys the dump does not hold), never
+        // splitting one key's records.
+        let per = (self.limit as usize * 3 / 4).max(1);
+        let mut windows: Vec<(i64, i64, core::ops::Range<usize>)> = Vec::new();
+        let (mut from, mut i) = (low, 0);
+        while i < recs.len() || windows.is_empty() {
+            let mut j = (i + per).min(recs.len());
+            while j < recs.len() && recs[j].id == recs[j - 1].id {
+                j += 1;
+            }
+            let to = if j == recs.len() { high } else { recs[j].id - 1 };
+            windows.push((from, to, i..j));
+            if j == recs.len() {
+                break;
+            }
+            (from, i) = (recs[j].id, j);
+        }
+        let mut found = Vec::with_capacity(windows.len());
+        let (mut keys, mut complete) = (0u64, true);
+        for (from, to, _) in &windows {
+            let f = if copies == 0 { vec![] } else { self.query(*from, *to)? };
+            keys += f.len() as u64;
+            complete &= f.len() < self.limit as usize;
+            found.push(f);
+        }
+        for ((from, to, r), f) in windows.into_iter().zip(found) {
+            if complete && keys == copies {
+                self.report.progress(r.len() as u64, 0);
+                self.compare(&recs[r], &f, f.len() as u64)?;
+            } else {
+                self.walk(from, to, &recs[r])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One entity per key of `low..=high` as (key, vector hash), in key order.
+    fn query(&self, low: i64, high: i64) -> Result<Vec<(i64, u64)>> {
+        let (c, p) = (self.c, self.p);
+        let mut found: Vec<(i64, u64)> = self
+            .milvus
+            .query_range(&c.name, Some(&p.name), &c.id_field, &c.vector_field, low, high, self.limit)?
+            .into_iter()
+            .map(|e| (e.id, hash(&e.vector)))
+            .collect();
+        found.sort_unstable_by_key(|e| e.0);
+        found.dedup_by_key(|e| e.0);
+        Ok(found)
     }
 
     /// Halves `low..=high` until its stored copies fit one query, then compares.
@@ -323,18 +379,12 @@ impl<S: Store, M: Milvus, R: Report> Run<'_, S, M, R> {
             self.walk(low, mid, &recs[..split])?;
             return self.walk(mid + 1, high, &recs[split..]);
         }
-        let mut found = if copies == 0 {
-            vec![]
-        } else {
-            self.milvus.query_range(&c.name, Some(&p.name), &c.id_field, &c.vector_field, low, high, self.limit)?
-        };
-        found.sort_unstable_by_key(|e| e.id);
-        found.dedup_by_key(|e| e.id);
+        let found = if copies == 0 { vec![] } else { self.query(low, high)? };
         self.report.progress(recs.len() as u64, 0);
         self.compare(recs, &found, copies)
     }
 
-    fn compare(&mut self, recs: &[Rec], found: &[crate::io::Entity], copies: u64) -> Result<()> {
+    fn compare(&mut self, recs: &[Rec], found: &[(i64, u64)], copies: u64) -> Result<()> {
         let (c, p, max) = (self.c, self.p, self.o.max_listed);
         let mut fixes: Vec<(i64, Fix)> = Vec::new();
         // Keys stored once as far as the query can tell (to search for repeats among).
@@ -344,7 +394,7 @@ impl<S: Store, M: Milvus, R: Report> Run<'_, S, M, R> {
         let (mut i, mut j) = (0, 0);
         while i < recs.len() || j < found.len() {
             let next_rec = recs.get(i).map(|r| r.id);
-            let next_found = found.get(j).map(|e| e.id);
+            let next_found = found.get(j).map(|e| e.0);
             match (next_rec, next_found) {
                 (Some(a), b) if b.is_none_or(|b| a < b) => {
                     let n = recs[i..].iter().take_while(|r| r.id == a).count();
@@ -363,7 +413,7 @@ impl<S: Store, M: Milvus, R: Report> Run<'_, S, M, R> {
                 (Some(a), Some(_)) => {
                     let n = recs[i..].iter().take_while(|r| r.id == a).count();
                     let mine = &recs[i..i + n];
-                    let h = hash(&found[j].vector);
+                    let h = found[j].1;
                     let differs = !mine.iter().any(|r| r.hash == h);
                     if n > 1 {
                         // The source repeats it (duplicateIds: keep-all): as many copies as it holds.
