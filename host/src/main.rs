@@ -48,7 +48,7 @@ fn init_logging_for(verbose: u8, level: Option<&str>, jobs: bool) {
         // sqlx warns about pool housekeeping after a lost connection, which the error already says.
         EnvFilter::new(format!("warn,sqlx=error,milvus_migration={level}"))
     });
-    let fmt = tracing_subscriber::fmt::layer().with_target(false).with_writer(|| progress::LogWriter);
+    let fmt = tracing_subscriber::fmt::layer().with_target(false).with_ansi(progress::color()).with_writer(|| progress::LogWriter);
     let _ = tracing_subscriber::registry().with(filter).with(fmt).with(jobs.then_some(serve::events::JobLogLayer)).try_init();
 }
 

@@ -1,19 +1,35 @@
-//! The run's progress display (indicatif): bytes with rate and ETA, rows with rate. Hidden when
-//! stderr is not a terminal. Log lines go through [`LogWriter`] so they never tear the bar.
+//! The run's progress display (indicatif): bytes with rate and ETA, rows with rate, on a
+//! terminal. When stderr is not a terminal (a file, a CI log) the CLI prints a plain line every
+//! 10 s instead (`MILVUS_MIGRATION_PROGRESS_SECONDS` changes the period) and one at the end.
+//! Log lines go through [`LogWriter`] so they never tear the bar.
 //! A front end that reports a run's events elsewhere (the service) hears progress and units
 //! through an [`Observer`].
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressStyle};
 
 static ACTIVE: OnceLock<Mutex<Option<ProgressBar>>> = OnceLock::new();
 
 fn active() -> &'static Mutex<Option<ProgressBar>> {
     ACTIVE.get_or_init(|| Mutex::new(None))
+}
+
+/// Colour in log lines: only on a terminal, and never when `NO_COLOR` is set (no-color.org).
+pub fn color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Seconds between plain progress lines when stderr is not a terminal.
+fn plain_period_ms() -> Option<u64> {
+    if std::io::stderr().is_terminal() {
+        return None;
+    }
+    let secs = std::env::var("MILVUS_MIGRATION_PROGRESS_SECONDS").ok().and_then(|v| v.parse::<f64>().ok()).unwrap_or(10.0);
+    Some((secs.max(0.05) * 1000.0) as u64)
 }
 
 /// What an observer hears of a run.
@@ -50,6 +66,10 @@ pub struct Progress {
     observer: Observer,
     /// Milliseconds after `started` of the last note sent.
     noted_ms: Arc<AtomicU64>,
+    /// Not on a terminal, and the CLI's own run: a plain line every this many milliseconds.
+    plain_ms: Option<u64>,
+    /// Set when the run's phase ends: stops the plain-line ticker.
+    done: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Progress {
@@ -70,7 +90,43 @@ impl Progress {
             label: label.to_string(),
             observer: observer.clone(),
             noted_ms: Arc::new(AtomicU64::new(0)),
+            plain_ms: if observer.0.is_none() { plain_period_ms() } else { None },
+            done: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
+        .ticking()
+    }
+
+    /// Not on a terminal: a thread prints the plain line every period, also while nothing
+    /// advances (an import being waited for), so a CI log shows the run is alive.
+    fn ticking(self) -> Self {
+        if let Some(period) = self.plain_ms {
+            let p = self.clone();
+            std::thread::spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_millis(period));
+                if p.done.load(Ordering::Relaxed) {
+                    break;
+                }
+                eprintln!("{}", p.line(false));
+            });
+        }
+        self
+    }
+
+    /// The plain progress line: done, of how much, rates, ETA.
+    fn line(&self, end: bool) -> String {
+        let (bytes, total, rows) = (self.bar.position(), self.bar.length().unwrap_or(0), self.rows.load(Ordering::Relaxed));
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        let of = if total > 0 { format!(" of {} ({:.0}%)", HumanBytes(total), 100.0 * bytes as f64 / total as f64) } else { String::new() };
+        let rates = format!("{}/s, {:.0} rows/s", HumanBytes((bytes as f64 / secs) as u64), rows as f64 / secs);
+        if end {
+            return format!("{}: done, {}, {rows} rows in {:.1} s ({rates})", self.label, HumanBytes(bytes), secs);
+        }
+        let eta = if total > bytes && bytes > 0 {
+            format!(", ETA {}", HumanDuration(std::time::Duration::from_secs_f64(secs * (total - bytes) as f64 / bytes as f64)))
+        } else {
+            String::new()
+        };
+        format!("{}: {}{of}, {rows} rows, {rates}{eta}", self.label, HumanBytes(bytes))
     }
 
     pub fn advance(&self, rows: u64, bytes: u64) {
@@ -97,6 +153,9 @@ impl Progress {
 
     pub fn finish(&self) {
         self.note();
+        if self.plain_ms.is_some() && !self.done.swap(true, Ordering::Relaxed) {
+            eprintln!("{}", self.line(true));
+        }
         self.bar.finish_and_clear();
         *active().lock().unwrap() = None;
     }
