@@ -73,32 +73,7 @@ sys.exit(f"wrong versions: {bad}" if bad else 0)'
 }
 
 # A free port on 127.0.0.1: $MM_LITE_PORT, else the last one used if free, else one the kernel picks.
-pick_port() {
-  local p
-  if [ -n "${MM_LITE_PORT:-}" ]; then
-    [[ "$MM_LITE_PORT" =~ ^[0-9]+$ ]] && [ "$MM_LITE_PORT" != "$real_milvus_port" ] ||
-      die "MM_LITE_PORT must be a port number other than $real_milvus_port, not '$MM_LITE_PORT'"
-    if port_open "$MM_LITE_PORT"; then die "MM_LITE_PORT $MM_LITE_PORT is in use"; fi
-    echo "$MM_LITE_PORT"; return 0
-  fi
-  if [ -s "$port_file" ]; then
-    p=$(cat "$port_file")
-    if [[ "$p" =~ ^[0-9]+$ ]] && [ "$p" != "$real_milvus_port" ] && ! port_open "$p"; then echo "$p"; return 0; fi
-  fi
-  "$py" - "$real_milvus_port" <<'EOF'
-import socket, sys
-avoid = int(sys.argv[1])
-for _ in range(20):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    if port != avoid:
-        print(port)
-        sys.exit(0)
-sys.exit("no free port")
-EOF
-}
+pick_port() { pick_free_port MM_LITE_PORT "$real_milvus_port" "$port_file"; }
 
 # Waits (in one python process) until GetVersion answers on PORT while PID lives; prints the version.
 # Exit 0: answered; 3: the process died; 4: timeout.
@@ -200,19 +175,7 @@ cmd_start() {
   show_log; die "milvus-lite could not bind a port after 3 tries"
 }
 
-cmd_stop() {
-  local pid t0=$SECONDS
-  if ! pid=$(live_pid); then
-    if [ -e "$pid_file" ]; then say "pid file names no live milvus-lite; removing it"; fi
-    rm -f "$pid_file"
-    say "not running"
-    return 0
-  fi
-  say "stopping pid $pid (SIGTERM)"
-  stop_pid "$pid" "$stop_timeout"
-  rm -f "$pid_file"
-  say "stopped in $((SECONDS - t0)) s"
-}
+cmd_stop() { stop_service milvus-lite; }
 
 cmd_status() {
   local pid port version

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A real Milvus 2.3.5 standalone for the end-to-end tests, from the `milvus` PyPI wheel, with LOCAL storage (default) or
-# with its storage on the S3 server of scripts/s3.sh (MM_MILVUS_STORAGE=minio).
+# A real Milvus 2.3.5 standalone for the end-to-end tests, from the `milvus` PyPI wheel, with LOCAL storage (default),
+# with its storage on the S3 server of scripts/s3.sh (MM_MILVUS_STORAGE=minio), or SECURE: local storage with
+# authentication (common.security.authorizationEnabled) and one-way TLS on the gRPC port (MM_MILVUS_STORAGE=secure).
 # Recipe and measured pitfalls: shared/spec/test-env.md §1, §3, §5.4-5.7.
 #
 #   scripts/milvus.sh start    ensure the venv, write the config, start Milvus, wait until it answers (idempotent).
@@ -11,9 +12,11 @@
 #   scripts/milvus.sh purge    stop, then delete the Milvus dirs of BOTH modes and Milvus' binlogs in the bucket
 #                              (keeps the venv, the S3 server and the other buckets' data)
 #
-# Storage mode: $MM_MILVUS_STORAGE = local (default) | minio. Each mode has its own Milvus dir (etcd metadata names
-# binlogs that exist only in that mode's storage): milvus/ (local) and milvus-minio/ (minio), each with bin/, configs/,
-# logs/, data/. The running mode is recorded in run/milvus.mode (and follows from the binary's path).
+# Mode: $MM_MILVUS_STORAGE = local (default) | minio | secure. Each mode has its own Milvus dir (etcd metadata names
+# binlogs that exist only in that mode's storage): milvus/ (local), milvus-minio/ (minio), milvus-secure/ (secure),
+# each with bin/, configs/, logs/, data/ (secure: also tls/, a CA made on first start and a server certificate it
+# signed for 127.0.0.1 and localhost; root keeps the default password Milvus; the tests log in as mm_tester, an
+# admin the script makes). The running mode is recorded in run/milvus.mode (and follows from the binary's path).
 # State: $MM_TE_DIR (default ~/.cache/milvus-migration/te): those dirs and run/ (milvus.pid, milvus.mode).
 # Venv: $MM_VENV (default .venv), made by scripts/python-env.sh.
 # Endpoint: 127.0.0.1:19530 (gRPC), http://127.0.0.1:9091/healthz. stdout: MILVUS_* KEY=value lines, with
@@ -28,9 +31,9 @@ te_dir=$(cd "$te_dir" && pwd)            # absolute: Milvus gets absolute paths 
 run_dir="$te_dir/run"
 pid_file="$run_dir/milvus.pid"
 mode_file="$run_dir/milvus.mode"
-modes=(local minio)
+modes=(local minio secure)
 mode="${MM_MILVUS_STORAGE:-local}"   # the requested mode
-case "$mode" in local|minio) ;; *) echo "milvus.sh: ERROR: MM_MILVUS_STORAGE must be local or minio, not '$mode'" >&2; exit 2 ;; esac
+case "$mode" in local|minio|secure) ;; *) echo "milvus.sh: ERROR: MM_MILVUS_STORAGE must be local, minio or secure, not '$mode'" >&2; exit 2 ;; esac
 mode_dir() { if [ "$1" = local ]; then echo "$te_dir/milvus"; else echo "$te_dir/milvus-$1"; fi; }
 mv_dir=$(mode_dir "$mode")           # the requested mode's dir; stop/status use the running one's
 s3_bucket=milvus-bucket
@@ -68,11 +71,24 @@ port_open() { (exec 3<>"/dev/tcp/$host/$1") 2>/dev/null; }
 
 healthy() { [[ "$(curl -sf --max-time 3 "$healthz" 2>/dev/null)" == *OK* ]]; }
 
+# secure mode: pymilvus logs in as root over TLS (the CA of tls/ as the root; the certificate names localhost) and
+# makes the tests' own user, an admin, whose password appears nowhere else (so a test can tell it was not printed).
+secure_user=mm_tester
+secure_password=Mm-Test-Pw-4711
 rpc_ok() {
+  local extra="" user=""
+  if [ "$mode" = secure ]; then
+    extra=", secure=True, server_pem_path=\"$mv_dir/tls/ca.pem\", server_name=\"localhost\", user=\"root\", password=\"Milvus\""
+    user="
+from pymilvus import Role
+if \"$secure_user\" not in utility.list_usernames(using=\"mm_check\"):
+    utility.create_user(\"$secure_user\", \"$secure_password\", using=\"mm_check\")
+Role(\"admin\", using=\"mm_check\").add_user(\"$secure_user\")"
+  fi
   "$py" - <<EOF
 from pymilvus import connections, utility
-connections.connect(alias="mm_check", host="$host", port="$grpc_port", timeout=60)
-utility.list_collections(using="mm_check")
+connections.connect(alias="mm_check", host="$host", port="$grpc_port", timeout=60$extra)
+utility.list_collections(using="mm_check")$user
 connections.disconnect("mm_check")
 EOF
 }
@@ -88,9 +104,15 @@ print_endpoints() {
   echo "MILVUS_URI=http://$host:$grpc_port"
   echo "MILVUS_HEALTHZ=$healthz"
   echo "MILVUS_STORAGE=$mode"
-  if [ "$mode" = local ]; then
+  if [ "$mode" != minio ]; then
     echo "MILVUS_LOCAL_STORAGE=$(local_storage_path)"
-  else
+  fi
+  if [ "$mode" = secure ]; then
+    echo "MILVUS_CA_CERT=$mv_dir/tls/ca.pem"
+    echo "MILVUS_USER=$secure_user"
+    echo "MILVUS_PASSWORD=$secure_password"
+  fi
+  if [ "$mode" = minio ]; then
     echo "MILVUS_BUCKET=$s3_bucket"
     echo "MILVUS_S3_ROOT_PATH=$s3_root_path"
     [ -z "${s3_env:-}" ] || printf '%s\n' "$s3_env"
@@ -113,6 +135,25 @@ show_logs() {
     say "---- last 40 lines of $f ----"
     tail -n 40 "$f" >&2
   done
+}
+
+# secure mode: a CA and a server certificate it signed (127.0.0.1 and localhost), made once per Milvus dir.
+make_certs() {
+  local d="$mv_dir/tls"
+  if [ -s "$d/server.pem" ] && openssl verify -CAfile "$d/ca.pem" "$d/server.pem" >/dev/null 2>&1; then return 0; fi
+  command -v openssl >/dev/null || die "openssl is not on PATH (secure mode makes its certificates with it)"
+  rm -rf "$d" && mkdir -p "$d"
+  {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=milvus-migration test CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -keyout "$d/ca.key" -out "$d/ca.pem" &&
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$d/server.key" -out "$d/server.csr" &&
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+      "keyUsage=digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$d/server.ext" &&
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 3650 \
+      -extfile "$d/server.ext" -out "$d/server.pem"
+  } >"$d/openssl.log" 2>&1 || { cat "$d/openssl.log" >&2; die "making the TLS certificates in $d failed"; }
+  say "made a CA and a server certificate in $d"
 }
 
 write_config() {
@@ -144,13 +185,21 @@ settings = {
     "query_coord_port": 19531, "query_node_port": 21123, "index_coord_port": 22930, "index_node_port": 21121,
     "data_coord_port": 13333, "data_node_port": 21124,
     "common.session.ttl": 10,
-    "common.storageType": mode,
+    "common.storageType": "minio" if mode == "minio" else "local",
     # Not in the spec: the template's 1800 s lets a query node that holds a loaded collection block SIGTERM
     # for 30 min (standalone has no other node to hand segments to); queryNode.gracefulStopTimeout falls back to it.
     "common.gracefulStopTimeout": 5,
 }
 for comp in ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode"):
     settings[f"{comp}.ip"] = "127.0.0.1"
+if mode == "secure":
+    # Login required (root / Milvus, the default) and one-way TLS on the proxy's gRPC port.
+    tls = os.path.join(mv_dir, "tls")
+    settings.update({
+        "authorization_enabled": True, "tls_mode": 1,
+        "server_pem_path": os.path.join(tls, "server.pem"), "server_key_path": os.path.join(tls, "server.key"),
+        "ca_pem_path": os.path.join(tls, "ca.pem"),
+    })
 if mode == "minio":
     # §5.4: the S3 server of scripts/s3.sh (s3s-fs checks SigV4 with these credentials). cloudProvider aws,
     # useVirtualHost false (path style) and region "" stay at the template's defaults.
@@ -161,7 +210,8 @@ if mode == "minio":
         "minio.useSSL": "false",   # extra (non-template) values are written with str(): False would be "False"
     })
 for key, value in settings.items():
-    if key in cfg.configurable_items:
+    # The wrapper reads only ports from cfg.configs; other template items (and extra keys) take set().
+    if key.endswith("_port"):
         cfg.configs[key] = value
     else:
         cfg.set(key, value)
@@ -177,7 +227,8 @@ m = re.search(r"^localStorage:\n  path: *([^ #\n]+)", text, re.M)
 path = m.group(1) if m else ""
 if path != storage:
     sys.exit(f"milvus.sh: ERROR: localStorage.path is {path!r}, expected {storage!r}")
-pats = [rf"^  storageType: {mode}\b", r"^  gracefulStopTimeout: 5\b", r"^    ttl: 10\b", r"^  port: 19530\b", r"^  endpoints: localhost:2379\b"]
+storage_type = "minio" if mode == "minio" else "local"
+pats = [rf"^  storageType: {storage_type}\b", r"^  gracefulStopTimeout: 5\b", r"^    ttl: 10\b", r"^  port: 19530\b", r"^  endpoints: localhost:2379\b"]
 if mode == "minio":
     m = re.search(r"^minio:\n((?:[ #].*\n|\n)*)", text, re.M)
     section = m.group(1) if m else ""
@@ -186,6 +237,8 @@ if mode == "minio":
     for pat in want:
         if not re.search(pat, section, re.M):
             sys.exit(f"milvus.sh: ERROR: milvus.yaml's minio section lacks {pat!r}")
+if mode == "secure":
+    pats += [r"^    authorizationEnabled: true\b", r"^    tlsMode: 1\b", rf"^  serverPemPath: {re.escape(mv_dir)}/tls/server\.pem\b"]
 for pat in pats:
     if not re.search(pat, text, re.M):
         sys.exit(f"milvus.sh: ERROR: milvus.yaml lacks {pat!r}")
@@ -215,21 +268,23 @@ wait_ready() {
 }
 
 cmd_start() {
-  local t0=$SECONDS pid running
+  local t0=$SECONDS pid running err
   if pid=$(live_pid); then
     running=$(pid_mode "$pid")
     if [ "$running" = "$mode" ]; then
       echo "$mode" >"$mode_file"
       if [ "$mode" = minio ]; then ensure_s3; fi
       if healthy; then
-        say "already running (pid $pid, storage $mode) and healthy"
+        # secure: the tests' user is made (or found) by a logged-in call.
+        if [ "$mode" = secure ] && ! err=$(rpc_ok 2>&1); then say "$err"; die "running, but the login as root over TLS failed"; fi
+        say "already running (pid $pid, mode $mode) and healthy"
         print_endpoints; return 0
       fi
-      say "running (pid $pid, storage $mode) but not healthy yet; waiting"
+      say "running (pid $pid, mode $mode) but not healthy yet; waiting"
       wait_ready "$pid" "$t0"; print_endpoints; return 0
     fi
     # Fixed ports and Milvus' /run/milvus lock: the two modes cannot run at once.
-    say "running with storage $running (pid $pid), but $mode was asked for: restarting"
+    say "running in mode $running (pid $pid), but $mode was asked for: restarting"
     cmd_stop
   fi
   rm -f "$pid_file" "$mode_file"
@@ -248,7 +303,8 @@ cmd_start() {
   "$root/scripts/python-env.sh"
   if [ "$mode" = minio ]; then ensure_s3; fi
   mkdir -p "$mv_dir/run" "$mv_dir/logs" "$run_dir"
-  say "writing config (storage $mode) and unpacking binaries into $mv_dir"
+  if [ "$mode" = secure ]; then make_certs; fi
+  say "writing config (mode $mode) and unpacking binaries into $mv_dir"
   write_config
   say "config written after $((SECONDS - t0)) s; starting $mv_dir/bin/milvus run standalone"
   local f
@@ -265,7 +321,7 @@ cmd_start() {
   [ -s "$pid_file" ] || die "no pid file $pid_file after starting Milvus"
   pid=$(cat "$pid_file")
   echo "$mode" >"$mode_file"
-  say "started pid $pid (storage $mode)"
+  say "started pid $pid (mode $mode)"
   wait_ready "$pid" "$t0"
   say "started in $((SECONDS - t0)) s"
   print_endpoints
@@ -280,7 +336,7 @@ cmd_stop() {
     if port_open "$grpc_port"; then say "note: port $grpc_port is open, but not by a Milvus this script started"; fi
     return 0
   fi
-  say "stopping pid $pid (storage $(pid_mode "$pid"), SIGTERM)"
+  say "stopping pid $pid (mode $(pid_mode "$pid"), SIGTERM)"
   stop_pid "$pid" "$stop_timeout"
   rm -f "$pid_file" "$mode_file"
   say "stopped in $((SECONDS - t0)) s"
@@ -296,11 +352,11 @@ cmd_status() {
   # Report the running Milvus, whatever MM_MILVUS_STORAGE asks for.
   mode=$(pid_mode "$pid"); mv_dir=$(mode_dir "$mode")
   if healthy; then
-    echo "milvus: running (pid $pid, storage $mode), healthy"
+    echo "milvus: running (pid $pid, mode $mode), healthy"
     print_endpoints
     return 0
   fi
-  echo "milvus: running (pid $pid, storage $mode), NOT healthy ($healthz)"
+  echo "milvus: running (pid $pid, mode $mode), NOT healthy ($healthz)"
   return 1
 }
 
@@ -319,5 +375,5 @@ case "${1:-}" in
   stop) cmd_stop ;;
   status) cmd_status ;;
   purge) cmd_purge ;;
-  *) echo "usage: MM_MILVUS_STORAGE=local|minio $0 start|stop|status|purge" >&2; exit 2 ;;
+  *) echo "usage: MM_MILVUS_STORAGE=local|minio|secure $0 start|stop|status|purge" >&2; exit 2 ;;
 esac

@@ -1,5 +1,5 @@
-# Process helpers shared by the service scripts (mariadb.sh, s3.sh, milvus.sh); each defines
-# `say` before sourcing this.
+# Process helpers shared by the service scripts (mariadb.sh, s3.sh, milvus.sh, milvus-lite.sh,
+# azurite.sh, gcs.sh); each defines `say` (and `die`) before sourcing this.
 
 # Succeeds when the process is gone or a zombie.
 gone_or_zombie() {
@@ -33,4 +33,51 @@ stop_pid() {
     kill -KILL "$pid" 2>/dev/null || true
     for _ in $(seq 50); do gone_or_zombie "$pid" && break; sleep 0.1; done
   fi
+}
+
+# stop_service NAME: stops the process the sourcing script's `live_pid` names (stop_pid with
+# $stop_timeout) and removes $pid_file; a pid file naming no live process is removed too.
+stop_service() {
+  local name=$1 pid t0=$SECONDS
+  if ! pid=$(live_pid); then
+    if [ -e "$pid_file" ]; then say "pid file names no live $name; removing it"; fi
+    rm -f "$pid_file"
+    say "not running"
+    return 0
+  fi
+  say "stopping pid $pid (SIGTERM)"
+  stop_pid "$pid" "$stop_timeout"
+  rm -f "$pid_file"
+  say "stopped in $((SECONDS - t0)) s"
+}
+
+# pick_free_port VAR AVOID PORT_FILE: a port on 127.0.0.1 for a service. The one in $VAR if set
+# (it must be free), else the last one used (in PORT_FILE) while it is free, else one the kernel
+# picks; never AVOID (the service's well-known port, which a developer's own copy may hold).
+pick_free_port() {
+  local var=$1 avoid=$2 file=$3 p
+  free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+  if [ -n "${!var:-}" ]; then
+    p=${!var}
+    [[ "$p" =~ ^[0-9]+$ ]] && [ "$p" != "$avoid" ] || die "$var must be a port number other than $avoid, not '$p'"
+    free "$p" || die "$var $p is in use"
+    echo "$p"; return 0
+  fi
+  if [ -s "$file" ]; then
+    p=$(cat "$file")
+    if [[ "$p" =~ ^[0-9]+$ ]] && [ "$p" != "$avoid" ] && free "$p"; then echo "$p"; return 0; fi
+  fi
+  python3 - "$avoid" <<'PY'
+import socket, sys
+avoid = int(sys.argv[1])
+for _ in range(20):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    if port != avoid:
+        print(port)
+        sys.exit(0)
+sys.exit("no free port")
+PY
 }

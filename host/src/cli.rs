@@ -4,86 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-const EXIT_CODES: &str = "\
-Exit codes:
-  0  success
-  1  the migration failed (bad or missing source data, a failed unit of work, a service error)
-  2  usage or configuration error (nothing was read or written)
-dump, load, verify and migrate print a summary and write a JSON run report (--report), also
-when they fail; an interrupted dump or load can be run again: nothing is imported twice.";
-
-const CONFIG_KEYS: &str = "\
-migration.yaml keys (the Go tool's, same meaning):
-  dumper.worker.workMode            milvus1x (the only source this tool reads)
-  dumper.worker.limit               segments converted at once (default 2)
-  dumper.worker.reader.bufferSize   KB read from the 1.x files per call (default 1024)
-  dumper.worker.writer.bufferSize   KB per write of the npy files (default 1024)
-  loader.worker.limit               imports at once (load phase)
-  meta.mode                         local | mock: a meta.json (meta.localFile / meta.mockFile)
-                                    sqlite: the 1.x meta.sqlite (meta.sqliteFile)
-                                    mysql: meta.mysqlUrl, a Go DSN user:pw@tcp(host:port)/db or mysql://
-                                    remote: meta.remoteMetaFile, a meta.json key in the source bucket
-  source.mode                       local: source.local.tablesDir = the 1.x `tables` directory
-                                    remote: source.remote.{cloud,endpoint,region,bucket,ak,sk,useIAM,
-                                            useSSL,checkBucket,tablesDir} (tablesDir = key prefix)
-  target.mode                       local: target.local.outputDir = where npy files go
-                                    remote: target.remote.{outputDir,cloud,endpoint,region,bucket,ak,sk,
-                                            useIAM,useSSL,checkBucket}: the bucket Milvus itself uses
-  *.remote.cloud                    aws (also MinIO and any S3-compatible endpoint), gcp, azure
-  *.remote.checkBucket              true: create the bucket when missing (S3); false: fail when missing
-  *.remote.ak / .sk                 also from $MILVUS_MIGRATION_{SOURCE,TARGET}_{AK,SK}; never printed
-  target.milvus2x.endpoint          host:port of the Milvus 2.x server (load, verify, migrate)
-  target.milvus2x.username, .password  credentials (password also from $MILVUS_MIGRATION_MILVUS_PASSWORD)
-  target.milvus2x.database          database to use (created when missing; default `default`)
-  target.milvus2x.grpc.maxCallRecvMsgSize, .maxCallSendMsgSize  gRPC message limits in bytes
-  log.level                         error | warn | info | debug (default info)
-Keys of our own (section `migration`):
-  migration.idField, migration.vectorField     field (npy file) names, default id / data
-  migration.sandbox.memoryMiB                   memory limit per unit of work (default 256)
-  migration.sandbox.fuel                        CPU budget per unit, wasm instructions (default 2e11)
-  migration.milvus.tls, migration.milvus.caCert TLS to Milvus, with an optional CA certificate (PEM)
-  migration.milvus.importTimeoutSeconds         how long to wait for one import (default 3600)
-  migration.index                               keep (default: the 1.x index type, parameters and metric,
-                                                or the closest 2.x has, with a warning) | autoindex | none
-  migration.load                                load collections into memory after import (default true)
-  migration.leaseSeconds                        a run holds a lease on the dump (<outputDir>/_lease/)
-                                                while it writes or imports; another run stops (or
-                                                waits with --wait); a lease with no heartbeat for
-                                                this long (default 60), or whose process is gone
-                                                on this host, is taken over
-  migration.maxGroupMiB                         largest npy payload per import (default 4096); larger
-                                                segments are split into part-NNNN groups
-  migration.packSegments                        true (default) | false: segments under half a group
-                                                are packed, per partition, into shared groups
-                                                (pack-<first>-<last>), so the number of imports
-                                                follows the bytes, not the segment count
-  migration.collections                         only these collections (like --col, which wins)
-  migration.rename                              map of 1.x name -> 2.x name
-  migration.shards                              shards of created collections (default: server's)
-  migration.consistencyLevel                    Strong | Session | Bounded (default) | Eventually
-  migration.description                         description of created collections
-  migration.onExists                            fail | append (default) | skip, for existing collections
-  migration.cleanup                             keep (default) | delete: remove the staged npy files
-                                                after a verified load (manifest and journal stay)
-  migration.badData                             fail (default) | skip | reject: rows Milvus 2.x refuses
-                                                (NaN/inf floats), ids without vectors or the reverse,
-                                                deletions of rows that do not exist. fail stops with
-                                                the file, offset and reason; skip drops and counts
-                                                them; reject also writes them with the reason to
-                                                <outputDir>/_rejects/<segment dir>.jsonl
-  migration.duplicateIds                        keep-all (default) | keep-last: primary keys repeated
-                                                across the 1.x rows are always reported; keep-last
-                                                keeps only the newest copy (highest segment, row)
-  migration.loadMode                            import (default): bulk import; Milvus reads the dump
-                                                from its own storage (its bucket, or this machine's
-                                                disk). insert: rows go over gRPC only, in batches,
-                                                each recorded before and after it is sent; a batch
-                                                whose reply was lost is re-sent with Upsert. Use it
-                                                when Milvus cannot read the dump (managed or remote)
-  migration.insertBatchMiB                      bytes per Insert request (default 16, 1..48)
-With loadMode import, a local target (target.mode local) is imported by absolute path, so Milvus
-must use local storage on this machine (common.storageType: local).
-Unknown keys are errors, reported with their line.";
+use crate::help_tables;
 
 /// Migrate a Milvus 0.9.x-1.x installation into Milvus 2.x.
 ///
@@ -91,7 +12,7 @@ Unknown keys are errors, reported with their line.";
 /// the 1.x segments to NumPy files, then load them into Milvus 2.x. All reading of 1.x data runs
 /// inside a sandboxed WebAssembly component, one isolated instance per segment.
 #[derive(Debug, Parser)]
-#[command(name = "milvus-migration", version, after_help = EXIT_CODES)]
+#[command(name = "milvus-migration", version, max_term_width = 100, after_help = help_tables::exit_codes())]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -111,7 +32,7 @@ pub enum Command {
     /// meta.json is the Go tool's document (collections, segments, rows, dims) plus keys of our
     /// own so nothing is lost: partitions with their tags, binary or float vectors, index type
     /// and parameters, file types. It is what `meta.mode: local` reads.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = help_tables::exit_codes())]
     Export(ExportArgs),
     /// Convert the 1.x segments into NumPy files (per collection, partition and segment).
     ///
@@ -121,7 +42,7 @@ pub enum Command {
     /// manifest.json at <outputDir> records every file with its rows, bytes and CRC-32C. The
     /// previous manifest is removed first, and a new one written only when every segment
     /// succeeded.
-    #[command(after_help = format!("{CONFIG_KEYS}\n\n{EXIT_CODES}"))]
+    #[command(after_help = help_tables::keys_and_exit_codes())]
     Dump(DumpArgs),
     /// Bulk-import a completed dump into Milvus 2.x, then verify it.
     ///
@@ -134,7 +55,7 @@ pub enum Command {
     /// and by the segment rows it covers: running `load` again imports nothing twice, also after
     /// maxGroupMiB changed; loading into another collection, database or server imports every
     /// row there. Then runs `verify` unless --no-verify.
-    #[command(after_help = format!("{CONFIG_KEYS}\n\n{EXIT_CODES}"))]
+    #[command(after_help = help_tables::keys_and_exit_codes())]
     Load(LoadArgs),
     /// Compare Milvus 2.x with the 1.x source: exact row counts per collection and partition
     /// (count(*)), the stored entities after a flush (row_count statistics, which see a key
@@ -146,7 +67,7 @@ pub enum Command {
     /// Lists keys missing in Milvus, stored more than once, not in the dump (extra), and keys
     /// whose vector differs (every vector compared); exit 1 on any finding. The JSON report
     /// (--report) holds each finding's count and first --max-listed ids.
-    #[command(after_help = format!("{CONFIG_KEYS}\n\n{EXIT_CODES}"))]
+    #[command(after_help = help_tables::keys_and_exit_codes())]
     Verify(VerifyArgs),
     /// Fix what `verify --full` finds, from the dump, then run `verify --full`.
     ///
@@ -154,10 +75,10 @@ pub enum Command {
     /// partition (one copy remains; a key the source itself repeats is deleted and inserted
     /// with every copy). Keys that are not in the dump are deleted only with --delete-extra.
     /// Keys found right are never touched. Exit 0 only when the final `verify --full` is clean.
-    #[command(after_help = format!("{CONFIG_KEYS}\n\n{EXIT_CODES}"))]
+    #[command(after_help = help_tables::keys_and_exit_codes())]
     Repair(RepairArgs),
     /// dump, load and verify in one command (export too: meta.json is written next to the dump).
-    #[command(after_help = format!("{CONFIG_KEYS}\n\n{EXIT_CODES}"))]
+    #[command(after_help = help_tables::keys_and_exit_codes())]
     Migrate(MigrateArgs),
     /// Show what a migration would do, and check that it can: writes nothing.
     ///
@@ -166,7 +87,7 @@ pub enum Command {
     /// source files present with the sizes the meta records, the stores reachable, the target
     /// Milvus reachable and its version, existing collections matching. Exit 0 only when
     /// nothing blocks the migration.
-    #[command(after_help = format!("{CONFIG_KEYS}\n\n{EXIT_CODES}"))]
+    #[command(after_help = help_tables::keys_and_exit_codes())]
     Plan(PlanArgs),
     /// Print the version, the component API it implements and the component's SHA-256.
     Version,

@@ -6,6 +6,7 @@ mod cli;
 mod component;
 mod crash;
 mod exit;
+mod help_tables;
 mod job;
 mod lease;
 mod pb;

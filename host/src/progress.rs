@@ -29,7 +29,7 @@ fn plain_period_ms() -> Option<u64> {
         return None;
     }
     let secs = std::env::var("MILVUS_MIGRATION_PROGRESS_SECONDS").ok().and_then(|v| v.parse::<f64>().ok()).unwrap_or(10.0);
-    Some((secs.max(0.05) * 1000.0) as u64)
+    Some(((secs.max(0.001) * 1000.0) as u64).max(1))
 }
 
 /// What an observer hears of a run.

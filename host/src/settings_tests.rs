@@ -103,3 +103,34 @@ fn load_mode_and_insert_batches_are_read_and_bounded() {
     assert!(e.contains("migration.loadMode \"grpc\" is not one of import, insert"), "{e}");
     assert!(e.contains("migration.insertBatchMiB 64 is outside 1..48"), "{e}");
 }
+
+#[test]
+fn azure_and_gcs_buckets_at_an_endpoint() {
+    // Azure: the account URL (Azurite's path style here), the account name and key as ak / sk.
+    let azure = "  mode: remote\n  remote:\n    cloud: azure\n    endpoint: http://127.0.0.1:10000/devstoreaccount1\n    bucket: c\n    ak: devstoreaccount1\n    sk: a2V5\n    outputDir: out";
+    let milvus = "  milvus2x:\n    endpoint: localhost:19530\n";
+    let yaml = format!(
+        "meta:\n  mode: local\n  localFile: /m.json\nsource:\n  mode: local\n  local:\n    tablesDir: /t\ntarget:\n{azure}\n{milvus}"
+    );
+    let s = load(&yaml).unwrap();
+    let StoreSpec::Remote(r) = &s.target else { panic!("{:?}", s.target) };
+    assert_eq!(
+        (r.cloud, r.endpoint.as_deref(), r.bucket.as_str(), r.prefix.as_str()),
+        (Cloud::Azure, Some("http://127.0.0.1:10000/devstoreaccount1"), "c", "out")
+    );
+    assert!(!format!("{r:?}").contains("a2V5"), "key in Debug output");
+    // GCS's own API: useIAM (credentials from the environment), no ak / sk needed.
+    let gcs = "  mode: remote\n  remote:\n    cloud: gcp\n    endpoint: http://127.0.0.1:4443\n    bucket: b\n    useIAM: true\n    tablesDir: one/tables";
+    let yaml = format!(
+        "meta:\n  mode: local\n  localFile: /m.json\nsource:\n{gcs}\ntarget:\n  mode: local\n  local:\n    outputDir: /o\n{milvus}"
+    );
+    let s = load(&yaml).unwrap();
+    let StoreSpec::Remote(r) = &s.source else { panic!("{:?}", s.source) };
+    assert_eq!(
+        (r.cloud, r.endpoint.as_deref(), r.use_iam, r.prefix.as_str()),
+        (Cloud::Gcp, Some("http://127.0.0.1:4443"), true, "one/tables")
+    );
+    let e = load(&yaml.replace("useIAM: true", "useSSL: true")).unwrap_err().to_string();
+    assert!(e.contains("source.remote.useSSL is true but source.remote.endpoint \"http://127.0.0.1:4443\" says http://"), "{e}");
+    assert!(e.contains("source.remote.ak and .sk are required unless useIAM is true"), "{e}");
+}

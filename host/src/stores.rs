@@ -37,7 +37,8 @@ pub struct RemoteStore {
     /// `source.remote` or `target.remote`, for messages.
     pub section: &'static str,
     pub cloud: Cloud,
-    /// host:port of an S3-compatible server; none for the cloud's own endpoint.
+    /// host:port of an S3-compatible server, Azure's account URL or GCS's API base URL; none for
+    /// the cloud's own endpoint.
     pub endpoint: Option<String>,
     pub region: String,
     pub bucket: String,
@@ -115,12 +116,14 @@ pub fn bucket_store(r: &RemoteStore) -> anyhow::Result<Arc<dyn ObjectStore>> {
             }
             Arc::new(b.build().with_context(|| format!("{}: invalid S3 settings", r.section))?)
         }
-        Cloud::Aws | Cloud::Gcp => Arc::new(
-            GoogleCloudStorageBuilder::from_env()
-                .with_bucket_name(&r.bucket)
-                .build()
-                .with_context(|| format!("{}: invalid GCS settings", r.section))?,
-        ),
+        Cloud::Aws | Cloud::Gcp => {
+            let env = GoogleCloudStorageBuilder::from_env().with_bucket_name(&r.bucket);
+            let (b, key_from) = match endpoint {
+                Some(url) => gcs_at_endpoint(env, r, &url)?,
+                None => (env, "the environment"),
+            };
+            Arc::new(b.build().with_context(|| format!("{}: invalid GCS settings (credentials from {key_from})", r.section))?)
+        }
         Cloud::Azure => {
             let mut b = if r.use_iam { MicrosoftAzureBuilder::from_env() } else { MicrosoftAzureBuilder::new() }.with_container_name(&r.bucket);
             if let Some((ak, sk)) = keys {
@@ -133,6 +136,58 @@ pub fn bucket_store(r: &RemoteStore) -> anyhow::Result<Arc<dyn ObjectStore>> {
         }
     };
     Ok(store)
+}
+
+/// GCS's own API (`useIAM: true`) at `endpoint` instead of https://storage.googleapis.com (a
+/// private endpoint, an emulator). object_store takes another base URL only inside a
+/// service-account key (`gcs_base_url`), so the key the environment names gets it added:
+/// GOOGLE_SERVICE_ACCOUNT_KEY, else the file in GOOGLE_SERVICE_ACCOUNT(_PATH), else a
+/// GOOGLE_APPLICATION_CREDENTIALS file of type service_account. Without one,
+/// GOOGLE_SKIP_SIGNATURE=true sends unsigned requests (an emulator, a public bucket). Returns
+/// the builder and where its key came from (a name, never the key).
+fn gcs_at_endpoint(
+    env: GoogleCloudStorageBuilder,
+    r: &RemoteStore,
+    url: &str,
+) -> anyhow::Result<(GoogleCloudStorageBuilder, &'static str)> {
+    use object_store::gcp::GoogleConfigKey as K;
+    let skip = env.get_config_value(&K::SkipSignature).as_deref() == Some("true");
+    let read = |path: String, var: &str| {
+        std::fs::read_to_string(&path)
+            .with_context(|| format!("{}.endpoint: cannot read the service-account file {path} ({var})", r.section))
+    };
+    let (text, from) = if let Some(k) = env.get_config_value(&K::ServiceAccountKey) {
+        (k, "GOOGLE_SERVICE_ACCOUNT_KEY")
+    } else if let Some(p) = env.get_config_value(&K::ServiceAccount) {
+        (read(p, "GOOGLE_SERVICE_ACCOUNT")?, "GOOGLE_SERVICE_ACCOUNT")
+    } else if let Some(text) =
+        env.get_config_value(&K::ApplicationCredentials).map(|p| read(p, "GOOGLE_APPLICATION_CREDENTIALS")).transpose()?
+    {
+        (text, "GOOGLE_APPLICATION_CREDENTIALS")
+    } else if skip {
+        (r#"{"private_key": "", "private_key_id": "", "client_email": "", "disable_oauth": true}"#.to_string(), "GOOGLE_SKIP_SIGNATURE")
+    } else {
+        bail!(
+            "{}.endpoint {url}: GCS at another endpoint (cloud gcp, useIAM) needs a service-account key in \
+             GOOGLE_SERVICE_ACCOUNT_KEY, GOOGLE_SERVICE_ACCOUNT or GOOGLE_APPLICATION_CREDENTIALS, or GOOGLE_SKIP_SIGNATURE=true \
+             for unsigned requests (an emulator)",
+            r.section
+        )
+    };
+    let key = gcs_key_with_base_url(&text, url).with_context(|| format!("{}.endpoint: the service-account key in {from}", r.section))?;
+    Ok((GoogleCloudStorageBuilder::new().with_bucket_name(&r.bucket).with_service_account_key(key).with_skip_signature(skip), from))
+}
+
+/// A service-account key (JSON) with `gcs_base_url` set; errors never quote the key.
+fn gcs_key_with_base_url(key: &str, url: &str) -> anyhow::Result<String> {
+    let mut v: serde_json::Value =
+        serde_json::from_str(key).map_err(|e| anyhow::anyhow!("is not JSON (line {}, column {})", e.line(), e.column()))?;
+    let obj = v.as_object_mut().context("is not a JSON object")?;
+    if let Some(t) = obj.get("type").and_then(|t| t.as_str()).filter(|t| *t != "service_account") {
+        bail!("is of type {t:?}, not service_account: another endpoint needs a service-account key");
+    }
+    obj.insert("gcs_base_url".into(), url.trim_end_matches('/').into());
+    Ok(v.to_string())
 }
 
 /// Why a probe of the bucket failed, in the user's terms.
@@ -158,22 +213,23 @@ fn with_causes(e: &dyn std::error::Error) -> String {
 }
 
 async fn probe(store: &dyn ObjectStore) -> Result<(), Probe> {
-    match store.list_with_delimiter(Some(&ObjectPath::from("milvus-migration-probe"))).await {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let text = with_causes(&e);
-            if text.contains("NoSuchBucket") || text.contains("ContainerNotFound") || matches!(e, object_store::Error::NotFound { .. }) {
-                Err(Probe::Missing)
-            } else if matches!(e, object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. })
-                || text.contains("403")
-                || text.contains("SignatureDoesNotMatch")
-                || text.contains("InvalidAccessKeyId")
-            {
-                Err(Probe::Denied(text))
-            } else {
-                Err(Probe::Unreachable(text))
-            }
-        }
+    store.list_with_delimiter(Some(&ObjectPath::from("milvus-migration-probe"))).await.map(|_| ()).map_err(|e| classify(&e))
+}
+
+/// The stores wrap most HTTP statuses in a generic error, so its text decides. The status is
+/// matched with its reason ("403 Forbidden"): the text also holds the URL, whose port may be 40347.
+fn classify(e: &object_store::Error) -> Probe {
+    let text = with_causes(e);
+    if text.contains("NoSuchBucket") || text.contains("ContainerNotFound") || matches!(e, object_store::Error::NotFound { .. }) {
+        Probe::Missing
+    } else if matches!(e, object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. })
+        || text.contains("403 Forbidden")
+        || text.contains("SignatureDoesNotMatch")
+        || text.contains("InvalidAccessKeyId")
+    {
+        Probe::Denied(text)
+    } else {
+        Probe::Unreachable(text)
     }
 }
 
@@ -253,4 +309,66 @@ pub async fn read_text(r: &RemoteStore, key: &str, what: &str) -> anyhow::Result
         Err(e) => bail!("{what} {key:?} in bucket {:?}: {e}", r.bucket),
     };
     String::from_utf8(bytes.to_vec()).with_context(|| format!("{what} {key:?} is not UTF-8 text"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::gcp::GoogleConfigKey as K;
+
+    fn gcs(endpoint: &str) -> RemoteStore {
+        RemoteStore {
+            section: "target.remote",
+            cloud: Cloud::Gcp,
+            endpoint: Some(endpoint.into()),
+            region: "us-east-1".into(),
+            bucket: "b".into(),
+            access_key: None,
+            secret_key: None,
+            use_ssl: false,
+            use_iam: true,
+            check_bucket: false,
+            prefix: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_403_in_the_url_is_not_access_denied() {
+        let err = |msg: &str| object_store::Error::Generic { store: "MicrosoftAzure", source: msg.to_string().into() };
+        let refused = err("Error performing GET http://127.0.0.1:40347/a/b in 3.4031s - tcp connect error: Connection refused");
+        assert!(matches!(classify(&refused), Probe::Unreachable(t) if t.contains("Connection refused")));
+        let denied = err("Error performing GET http://127.0.0.1:1/a/b - Server returned non-2xx status code: 403 Forbidden: <Error/>");
+        assert!(matches!(classify(&denied), Probe::Denied(_)));
+    }
+
+    #[test]
+    fn gcs_endpoint_goes_into_the_environments_key() {
+        let key = r#"{"type": "service_account", "private_key": "", "private_key_id": "k", "client_email": "a@b", "disable_oauth": true}"#;
+        let env = GoogleCloudStorageBuilder::new().with_config(K::ServiceAccountKey, key);
+        let (b, from) = gcs_at_endpoint(env, &gcs("http://127.0.0.1:4443/"), "http://127.0.0.1:4443/").unwrap();
+        assert_eq!(from, "GOOGLE_SERVICE_ACCOUNT_KEY");
+        let merged: serde_json::Value = serde_json::from_str(&b.get_config_value(&K::ServiceAccountKey).unwrap()).unwrap();
+        assert_eq!((merged["gcs_base_url"].as_str(), merged["client_email"].as_str()), (Some("http://127.0.0.1:4443"), Some("a@b")));
+        assert!(b.build().is_ok());
+        // Unsigned requests for an emulator, without a key.
+        let env = GoogleCloudStorageBuilder::new().with_skip_signature(true);
+        let (b, from) = gcs_at_endpoint(env, &gcs("http://127.0.0.1:4443"), "http://127.0.0.1:4443").unwrap();
+        assert_eq!((from, b.get_config_value(&K::SkipSignature).as_deref()), ("GOOGLE_SKIP_SIGNATURE", Some("true")));
+        assert!(b.build().is_ok());
+    }
+
+    #[test]
+    fn gcs_endpoint_without_a_usable_key_names_the_setting_and_never_the_key() {
+        let e = gcs_at_endpoint(GoogleCloudStorageBuilder::new(), &gcs("http://h:1"), "http://h:1").unwrap_err().to_string();
+        assert!(e.starts_with("target.remote.endpoint http://h:1: GCS at another endpoint") && e.contains("GOOGLE_SKIP_SIGNATURE"), "{e}");
+        for (key, why) in [
+            (r#"{"private_key": "s3cr3t-pem""#, "is not JSON"),
+            (r#"{"type": "authorized_user", "refresh_token": "s3cr3t-pem"}"#, "authorized_user"),
+        ] {
+            let env = GoogleCloudStorageBuilder::new().with_config(K::ServiceAccountKey, key);
+            let e = format!("{:#}", gcs_at_endpoint(env, &gcs("http://h:1"), "http://h:1").unwrap_err());
+            assert!(e.contains("target.remote.endpoint: the service-account key in GOOGLE_SERVICE_ACCOUNT_KEY") && e.contains(why), "{e}");
+            assert!(!e.contains("s3cr3t"), "{e}");
+        }
+    }
 }

@@ -81,6 +81,9 @@ def main():
     ap.add_argument("--uri", required=True, help="HOST:PORT of the Milvus gRPC endpoint")
     ap.add_argument("--spec", required=True, help="JSON file describing the expected content")
     ap.add_argument("--timeout", type=float, default=60.0, help="connect timeout in seconds")
+    ap.add_argument("--user", help="log in as this user (a Milvus with authorizationEnabled)")
+    ap.add_argument("--password", help="the user's password")
+    ap.add_argument("--ca-cert", help="TLS: trust this CA (PEM); the server certificate must name localhost")
     args = ap.parse_args()
 
     try:
@@ -95,7 +98,10 @@ def main():
         print(f"ERROR: bad arguments or spec: {e}", file=sys.stderr)
         return 2
     try:
-        connections.connect(host=host, port=port, timeout=args.timeout, db_name=spec.get("database", "default"))
+        login = {"user": args.user, "password": args.password or ""} if args.user else {}
+        if args.ca_cert:
+            login.update(secure=True, server_pem_path=args.ca_cert, server_name="localhost")
+        connections.connect(host=host, port=port, timeout=args.timeout, db_name=spec.get("database", "default"), **login)
     except Exception as e:  # noqa: BLE001 - any connection failure is a usage/environment error
         print(f"ERROR: cannot connect to Milvus at {host}:{port}: {e}", file=sys.stderr)
         return 2

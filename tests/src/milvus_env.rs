@@ -13,6 +13,20 @@ pub fn endpoint() -> String {
     std::env::var("MILVUS_ENDPOINT").unwrap_or_else(|_| "127.0.0.1:19530".into())
 }
 
+/// pymilvus' login for the Milvus scripts/milvus.sh runs: in its secure mode (MILVUS_CA_CERT,
+/// MILVUS_USER and MILVUS_PASSWORD set) a user, a password and the CA; otherwise none.
+pub fn login_args() -> Vec<String> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let mut args = Vec::new();
+    if let (Some(u), Some(p)) = (var("MILVUS_USER"), var("MILVUS_PASSWORD")) {
+        args.extend(["--user".to_string(), u, "--password".to_string(), p]);
+    }
+    if let Some(ca) = var("MILVUS_CA_CERT") {
+        args.extend(["--ca-cert".to_string(), ca]);
+    }
+    args
+}
+
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -121,6 +135,7 @@ pub fn pymilvus_check_with(env: &Env, collection: &str, partition_names: &[(&str
     let o = Command::new(python())
         .arg(repo_root().join("tests/py/milvus_check.py"))
         .args(["--uri", &endpoint(), "--spec", s(&file)])
+        .args(login_args())
         .output()
         .unwrap();
     assert!(o.status.success(), "pymilvus check failed:\n{}", text(&o));

@@ -89,10 +89,35 @@ pub struct MilvusConn {
     pub version: String,
     import_timeout: Duration,
     paths: ImportPaths,
+    /// target.milvus2x.username, to say which setting an authentication failure is about.
+    user: Option<String>,
+    /// migration.milvus.tls, to suggest it when a plain connection is torn down.
+    tls: bool,
 }
 
 fn header(v: &str, what: &str) -> anyhow::Result<MetadataValue<Ascii>> {
     v.parse().map_err(|_| anyhow::anyhow!("{what} is not valid in a gRPC header"))
+}
+
+/// Why the connection failed, naming the setting to look at: a certificate the client does not
+/// trust is about migration.milvus.caCert, anything else about the endpoint.
+fn connect_error(s: &MilvusConnection, chain: &str) -> anyhow::Error {
+    let tls_trust = ["UnknownIssuer", "invalid peer certificate", "certificate verify failed", "NotValidForName", "BadSignature"];
+    if !tls_trust.iter().any(|t| chain.contains(t)) {
+        return anyhow::anyhow!("cannot reach Milvus at {} (target.milvus2x.endpoint): {chain}", s.endpoint);
+    }
+    match &s.ca_cert {
+        Some(ca) => anyhow::anyhow!(
+            "TLS to Milvus at {}: the server's certificate is not signed by the CA in migration.milvus.caCert {} ({chain})",
+            s.endpoint,
+            ca.display()
+        ),
+        None => anyhow::anyhow!(
+            "TLS to Milvus at {}: the server's certificate is not trusted by this system's roots; set migration.milvus.caCert \
+             to the CA that signed it ({chain})",
+            s.endpoint
+        ),
+    }
 }
 
 /// Growing pauses between polls of a long-running server task, up to a time limit.
@@ -147,10 +172,7 @@ impl MilvusConn {
             }
             ep = ep.tls_config(tls)?;
         }
-        let channel = ep
-            .connect()
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot reach Milvus at {} (target.milvus2x.endpoint): {}", s.endpoint, error_chain(&e)))?;
+        let channel = ep.connect().await.map_err(|e| connect_error(s, &error_chain(&e)))?;
         let auth = match &s.username {
             Some(user) => {
                 let token = format!("{user}:{}", s.password.as_deref().unwrap_or(""));
@@ -171,8 +193,15 @@ impl MilvusConn {
             version: String::new(),
             import_timeout: s.import_timeout,
             paths,
+            user: s.username.clone(),
+            tls: s.tls || url.starts_with("https://"),
         };
-        conn.version = conn.server_version().await.map_err(|e| anyhow::anyhow!("{}", crate::caps::describe(&e)))?;
+        conn.version = conn.server_version().await.map_err(|e| {
+            // A TLS-only server tears a plain HTTP/2 call down (tonic: Cancelled or Unknown).
+            let torn = matches!(&e, types::Error::Remote(r) if r.code == tonic::Code::Cancelled as i32 || r.code == tonic::Code::Unknown as i32);
+            let hint = if torn && !conn.tls { "; if this Milvus serves TLS (common.security.tlsMode), set migration.milvus.tls: true" } else { "" };
+            anyhow::anyhow!("{}{hint}", crate::caps::describe(&e))
+        })?;
         if s.database != "default" {
             conn.ensure_database(&s.database).await.map_err(|e| anyhow::anyhow!("{}", crate::caps::describe(&e)))?;
         }
@@ -190,9 +219,14 @@ impl MilvusConn {
     pub(super) fn grpc_error(&self, call: &str, e: tonic::Status) -> types::Error {
         let msg = format!("Milvus at {} ({call}): {}", self.endpoint, e.message());
         match e.code() {
-            tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
-                types::Error::AccessDenied(format!("{msg} (check target.milvus2x.username / password)"))
-            }
+            tonic::Code::Unauthenticated => types::Error::AccessDenied(match &self.user {
+                None => format!("{msg}: this Milvus requires a login; set target.milvus2x.username and target.milvus2x.password"),
+                Some(u) => format!("{msg}: Milvus refused user {u:?}; check target.milvus2x.password (and target.milvus2x.username)"),
+            }),
+            tonic::Code::PermissionDenied => types::Error::AccessDenied(format!(
+                "{msg}: user {:?} lacks a privilege this step needs; grant it, or set another target.milvus2x.username",
+                self.user.as_deref().unwrap_or("")
+            )),
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => types::Error::Unavailable(msg),
             tonic::Code::Unimplemented => types::Error::Unsupported(msg),
             c => types::Error::Remote(types::RemoteError { code: c as i32, reason: msg }),
@@ -689,8 +723,12 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        // tonic's transport error repeats its source's text: say each thing once.
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
         cur = c.source();
     }
     s
