@@ -65,6 +65,7 @@ fn build_guest(workspace: &std::path::Path) {
     }
     let target_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("guest-target");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    require_wasm_target();
     let status = Command::new(cargo)
         .current_dir(workspace)
         .args(["build", "--release", "--target", "wasm32-wasip2", "-p", "guest"])
@@ -81,4 +82,16 @@ fn build_guest(workspace: &std::path::Path) {
     let wasm = target_dir.join("wasm32-wasip2/release/guest.wasm");
     assert!(wasm.exists(), "guest component missing at {}", wasm.display());
     println!("cargo:rustc-env=GUEST_COMPONENT_PATH={}", wasm.display());
+}
+
+/// Stops with one line naming the fix when the toolchain has no wasm32-wasip2 standard library
+/// (otherwise the nested build fails with pages of "can't find crate for `core`").
+fn require_wasm_target() {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let libdir = Command::new(&rustc).args(["--print", "target-libdir", "--target", "wasm32-wasip2"]).output();
+    let present = libdir.ok().filter(|o| o.status.success()).map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if !present.is_some_and(|dir| dir.is_dir() && std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some())) {
+        eprintln!("error: the Rust target wasm32-wasip2 is not installed (the engine component is built for it); run: rustup target add wasm32-wasip2");
+        std::process::exit(1);
+    }
 }

@@ -117,15 +117,23 @@ impl Progress {
         let (bytes, total, rows) = (self.bar.position(), self.bar.length().unwrap_or(0), self.rows.load(Ordering::Relaxed));
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
         let of = if total > 0 { format!(" of {} ({:.0}%)", HumanBytes(total), 100.0 * bytes as f64 / total as f64) } else { String::new() };
-        let rates = format!("{}/s, {:.0} rows/s", HumanBytes((bytes as f64 / secs) as u64), rows as f64 / secs);
+        // A phase that counts no bytes (an import: the server reads the files) shows rows only.
+        let (amount, rates) = if bytes == 0 && total == 0 {
+            (String::new(), format!("{:.0} rows/s", rows as f64 / secs))
+        } else {
+            (format!("{}, ", HumanBytes(bytes)), format!("{}/s, {:.0} rows/s", HumanBytes((bytes as f64 / secs) as u64), rows as f64 / secs))
+        };
         if end {
-            return format!("{}: done, {}, {rows} rows in {:.1} s ({rates})", self.label, HumanBytes(bytes), secs);
+            return format!("{}: done, {amount}{rows} rows in {:.1} s ({rates})", self.label, secs);
         }
         let eta = if total > bytes && bytes > 0 {
             format!(", ETA {}", HumanDuration(std::time::Duration::from_secs_f64(secs * (total - bytes) as f64 / bytes as f64)))
         } else {
             String::new()
         };
+        if amount.is_empty() {
+            return format!("{}: {rows} rows, {rates}", self.label);
+        }
         format!("{}: {}{of}, {rows} rows, {rates}{eta}", self.label, HumanBytes(bytes))
     }
 
