@@ -10,14 +10,7 @@
 #   BENCH_DIR (default /dev/shm/mm-bench-insert), ROWS (default 1000000), DIM (default 128),
 #   BATCH_MIB (migration.insertBatchMiB, default 16).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-source scripts/env.sh
-scripts/python-env.sh >&2
-cargo build --release -p milvus-migration -p mm-tests >&2
-bin="$CARGO_TARGET_DIR/release"
-py="$root/.venv/bin/python"
-eval "$(MM_MILVUS_STORAGE=local bash scripts/milvus.sh start | grep -E '^MILVUS_[A-Z_]+=' | sed 's/^/export /')"
+source "$(dirname "$0")/bench-env.sh"
 dir="${BENCH_DIR:-/dev/shm/mm-bench-insert}"
 rows="${ROWS:-1000000}" dim="${DIM:-128}" batch="${BATCH_MIB:-16}"
 rm -rf "$dir" && mkdir -p "$dir"

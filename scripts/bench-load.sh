@@ -10,14 +10,7 @@
 #       FLAT index, load), and their ratio (goal <= 1.1).
 #   BENCH_DIR (default /dev/shm/mm-bench-load), ROWS_C (default 1000000).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-source scripts/env.sh
-scripts/python-env.sh >&2
-cargo build --release -p milvus-migration -p mm-tests >&2
-bin="$CARGO_TARGET_DIR/release"
-py="$root/.venv/bin/python"
-eval "$(MM_MILVUS_STORAGE=local bash scripts/milvus.sh start | grep -E '^MILVUS_[A-Z_]+=' | sed 's/^/export /')"
+source "$(dirname "$0")/bench-env.sh"
 dir="${BENCH_DIR:-/dev/shm/mm-bench-load}"
 rm -rf "$dir" && mkdir -p "$dir"
 trap 'rm -rf "$dir"' EXIT

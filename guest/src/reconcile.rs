@@ -35,6 +35,10 @@ const QUERY_BYTES: u64 = 8 << 20;
 const COUNT_IDS: usize = 4096;
 /// Bytes written to a bucket file at a time.
 const FLUSH_BYTES: usize = 64 << 10;
+/// Scratch files written at once. A store buffers each open file up to a part (8 MiB) before it
+/// uploads, so open files cost host memory: with more buckets than this, the dump is read once per
+/// group of buckets instead (reading is cheap next to the queries), and memory stays bounded.
+const OPEN_WRITERS: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -152,12 +156,14 @@ fn bucket_range(bounds: &[i64], k: usize) -> (i64, i64) {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Tuning {
     pub bucket_rows: u64,
+    /// Scratch files open at once.
+    pub open_writers: usize,
     /// Keys per query at most (the window, or fewer for wide vectors).
     pub max_query: u64,
 }
 
 pub fn reconcile_collection(store: &impl Store, milvus: &impl Milvus, report: &impl Report, c: &CollectionLoad, o: &Options) -> Result<ReconcileReport> {
-    reconcile_tuned(store, milvus, report, c, o, Tuning { bucket_rows: BUCKET_ROWS, max_query: MAX_QUERY })
+    reconcile_tuned(store, milvus, report, c, o, Tuning { bucket_rows: BUCKET_ROWS, open_writers: OPEN_WRITERS, max_query: MAX_QUERY })
 }
 
 pub(crate) fn reconcile_tuned(store: &impl Store, milvus: &impl Milvus, report: &impl Report, c: &CollectionLoad, o: &Options, t: Tuning) -> Result<ReconcileReport> {
@@ -171,7 +177,7 @@ pub(crate) fn reconcile_tuned(store: &impl Store, milvus: &impl Milvus, report: 
     let mut in_partitions = 0;
     for (pi, p) in c.partitions.iter().enumerate() {
         let limit = (QUERY_BYTES / (width + 8)).clamp(1, t.max_query) as u32;
-        let mut run = Run { store, milvus, report, c, p, o, width, limit, bucket_rows: t.bucket_rows, files: vec![], out: Default::default() };
+        let mut run = Run { store, milvus, report, c, p, o, width, limit, bucket_rows: t.bucket_rows, open_writers: t.open_writers.max(1), files: vec![], out: Default::default() };
         run.partition(pi)?;
         in_partitions += run.out.milvus_rows;
         out.partitions.push(run.out);
@@ -192,6 +198,7 @@ struct Run<'a, S, M, R> {
     /// Keys per query.
     limit: u32,
     bucket_rows: u64,
+    open_writers: usize,
     files: Vec<DumpFile>,
     out: PartitionReconcile,
 }
@@ -242,34 +249,40 @@ impl<S: Store, M: Milvus, R: Report> Run<'_, S, M, R> {
             }
             return self.bucket(i64::MIN, i64::MAX, recs);
         }
-        // Pass 2: every row's record into its bucket's scratch file.
+        // Pass 2: every row's record into its bucket's scratch file, a group of files at a time.
         let path = |k: usize| format!("_verify/{}/{pi}/{k}.bin", c.name);
         self.report.log(Level::Info, &format!("partition {:?}: {rows} rows compared in {buckets} key ranges", p.name));
-        let mut writers = Vec::with_capacity(buckets);
-        for k in 0..buckets {
-            writers.push((self.store.create(Role::Target, &path(k))?, Vec::new()));
-        }
-        for f in 0..self.files.len() {
-            let mut failed = None;
-            self.each_row(f, true, |id, (hash, row)| {
-                let k = bounds.partition_point(|b| *b <= id);
-                let (w, buf) = &mut writers[k];
-                Rec { id, hash, file: f as u32, row }.put(buf);
-                if buf.len() >= FLUSH_BYTES && failed.is_none() {
-                    failed = w.write(buf).err();
-                    buf.clear();
-                }
-            })?;
-            if let Some(e) = failed {
-                return Err(e);
+        for first in (0..buckets).step_by(self.open_writers) {
+            let group = first..(first + self.open_writers).min(buckets);
+            let mut writers = Vec::with_capacity(group.len());
+            for k in group.clone() {
+                writers.push((self.store.create(Role::Target, &path(k))?, Vec::new()));
             }
-        }
-        for (w, buf) in writers.iter_mut() {
-            w.write(buf)?;
-            buf.clear();
-        }
-        for (w, _) in writers {
-            w.finish()?;
+            for f in 0..self.files.len() {
+                let mut failed = None;
+                self.each_row(f, true, |id, (hash, row)| {
+                    let k = bounds.partition_point(|b| *b <= id);
+                    if !group.contains(&k) {
+                        return;
+                    }
+                    let (w, buf) = &mut writers[k - first];
+                    Rec { id, hash, file: f as u32, row }.put(buf);
+                    if buf.len() >= FLUSH_BYTES && failed.is_none() {
+                        failed = w.write(buf).err();
+                        buf.clear();
+                    }
+                })?;
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+            }
+            for (w, buf) in writers.iter_mut() {
+                w.write(buf)?;
+                buf.clear();
+            }
+            for (w, _) in writers {
+                w.finish()?;
+            }
         }
         for k in 0..buckets {
             let r = self.store.open(Role::Target, &path(k))?;

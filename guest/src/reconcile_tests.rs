@@ -51,11 +51,13 @@ fn damage(m: &FakeMilvus) {
 }
 
 const FIND: Options = Options { max_listed: 100, repair: false, delete_extra: false, batch_rows: 2 };
-const TUNINGS: [Tuning; 3] = [
-    Tuning { bucket_rows: 1 << 18, max_query: 16_384 },
+const TUNINGS: [Tuning; 4] = [
+    Tuning { bucket_rows: 1 << 18, open_writers: 8, max_query: 16_384 },
     // Many buckets, and ranges halved until two copies fit a query.
-    Tuning { bucket_rows: 2, max_query: 2 },
-    Tuning { bucket_rows: 3, max_query: 1 },
+    Tuning { bucket_rows: 2, open_writers: 8, max_query: 2 },
+    Tuning { bucket_rows: 3, open_writers: 8, max_query: 1 },
+    // Many buckets written two at a time (the dump read once per pair).
+    Tuning { bucket_rows: 2, open_writers: 2, max_query: 2 },
 ];
 
 fn run(store: &crate::io::memory::MemStore, m: &FakeMilvus, c: &CollectionLoad, o: &Options, t: Tuning) -> ReconcileReport {

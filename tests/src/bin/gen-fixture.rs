@@ -101,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
             // Every k-th row, written in descending order (unsorted, as 1.x batches leave them).
             let step = if n_deleted == 0 { rows } else { rows / n_deleted };
             let deleted: Vec<i32> = (0..n_deleted).rev().map(|i| (i * step + step / 2) as i32).collect();
+            let stride = rows.div_ceil(1_000_000).max(1) as i64 * 1_000_000;
             let c = CollectionSpec {
                 name: "bench".into(),
                 dim,
@@ -108,7 +109,10 @@ async fn main() -> anyhow::Result<()> {
                 engine_type: 1,
                 index_params: "{}".into(),
                 dropped: false,
-                segments: (0..segments).map(|_| SegmentSpec { rows, deleted: deleted.clone(), ..Default::default() }).collect(),
+                // Ids k*stride + row: segments never share an id, also when one holds over 1M rows.
+                segments: (0..segments)
+                    .map(|k| SegmentSpec { rows, deleted: deleted.clone(), first_id: Some(k as i64 * stride), ..Default::default() })
+                    .collect(),
                 partitions: vec![],
             };
             (Spec { seed: 1, collections: vec![c] }, out)
