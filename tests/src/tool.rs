@@ -62,3 +62,19 @@ pub fn patch(path: &Path, offset: usize, bytes: &[u8]) {
     b[offset..offset + bytes.len()].copy_from_slice(bytes);
     std::fs::write(path, b).unwrap();
 }
+
+/// Every file below `dir` (in no particular order).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}

@@ -148,28 +148,12 @@ async fn a_failed_redump_leaves_no_manifest_and_changed_files_are_not_imported()
     assert!(matches!(stored.trim(), "0" | "False"), "{stored}");
 
     // A re-dump with a broken segment: the old manifest is gone, so load has nothing to trust.
-    let uid = files_under(&env.dir.join("src")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "uid")).max().unwrap();
+    let uid = mm_tests::tool::files_under(&env.dir.join("src")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "uid")).max().unwrap();
     std::fs::write(&uid, &std::fs::read(&uid).unwrap()[..20]).unwrap();
     assert_eq!(cmd(&env, &["dump"]).status.code(), Some(1));
     assert!(!env.dir.join("out/manifest.json").exists());
     let o = cmd(&env, &["load"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("run `dump` first"), "{}", text(&o));
-}
-
-/// Every file below `dir`.
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            if e.file_type().unwrap().is_dir() {
-                todo.push(e.path());
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out
 }
 
 /// Finding 8: with a comma in the output directory, the 2.2/2.3 recovery split the server's file

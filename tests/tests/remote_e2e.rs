@@ -53,17 +53,9 @@ fn s(p: &Path) -> &str {
 
 /// Uploads every file under `dir` to `prefix/<relative path>`.
 async fn upload_dir(store: &dyn ObjectStore, dir: &Path, prefix: &str) {
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().to_str().unwrap();
-                store.put(&Key::from(format!("{prefix}/{rel}")), std::fs::read(&p).unwrap().into()).await.unwrap();
-            }
-        }
+    for p in mm_tests::tool::files_under(dir) {
+        let rel = p.strip_prefix(dir).unwrap().to_str().unwrap();
+        store.put(&Key::from(format!("{prefix}/{rel}")), std::fs::read(&p).unwrap().into()).await.unwrap();
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use mm_tests::tool::binary;
+use mm_tests::tool::{binary, files_under};
 use mm_tests::{generate, CollectionSpec, Generated, PartitionSpec, SegmentSpec, Spec};
 
 /// An emulator setting; missing is a failure (never a skip): the script that prints it was not run.
@@ -79,19 +79,7 @@ pub fn config(dir: &Path, g: &Generated, source: &str, target: &str) -> std::pat
 
 /// Every file under `dir`, by relative path.
 pub fn local_objects(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.strip_prefix(dir).unwrap().to_str().unwrap().to_string(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
+    files_under(dir).into_iter().map(|p| (p.strip_prefix(dir).unwrap().to_str().unwrap().to_string(), std::fs::read(&p).unwrap())).collect()
 }
 
 /// Every `files` entry of the manifest: path -> (bytes, crc32c).

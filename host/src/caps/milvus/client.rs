@@ -164,7 +164,8 @@ impl MilvusConn {
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(10))
             .tcp_nodelay(true);
-        if s.tls || url.starts_with("https://") {
+        let tls = s.tls || url.starts_with("https://");
+        if tls {
             let mut tls = ClientTlsConfig::new().with_native_roots();
             if let Some(ca) = &s.ca_cert {
                 let pem = std::fs::read(ca).map_err(|e| anyhow::anyhow!("migration.milvus.caCert {}: {e}", ca.display()))?;
@@ -194,7 +195,7 @@ impl MilvusConn {
             import_timeout: s.import_timeout,
             paths,
             user: s.username.clone(),
-            tls: s.tls || url.starts_with("https://"),
+            tls,
         };
         conn.version = conn.server_version().await.map_err(|e| {
             // A TLS-only server tears a plain HTTP/2 call down (tonic: Cancelled or Unknown).
