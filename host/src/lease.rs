@@ -10,6 +10,13 @@
 //! this host, or no heartbeat for `migration.leaseSeconds`) is taken over by creating the next
 //! generation, never by deleting: a takeover race has one winner too. What a taken-over run had
 //! done is still decided by the journal, so a takeover keeps every exactly-once guarantee.
+//!
+//! Some S3-compatible servers check `If-None-Match: *` and then write, not atomically (the test
+//! server s3s-fs does), or ignore it: two runs that start together can then both "create" the
+//! same generation. So a creator reads its generation back after a short settle and holds the
+//! lease only if the file still names its run; the later writer wins and the other looks again.
+//! This narrows that window to writes slower than the settle; on a store that honours create-only
+//! (S3, MinIO, the local filesystem) it costs one read.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -23,6 +30,8 @@ use serde::{Deserialize, Serialize};
 pub const DIR: &str = "_lease";
 /// How often `--wait` looks again.
 const WAIT_POLL: Duration = Duration::from_millis(500);
+/// How long a creator waits before reading its generation back (see the module comment).
+const CREATE_SETTLE: Duration = Duration::from_millis(300);
 
 /// Who holds (or held) a generation of the lease.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,13 +45,16 @@ pub struct Holder {
     /// Unix seconds of the last heartbeat.
     pub heartbeat: u64,
     pub released: bool,
+    /// Tells apart two holders of one process (two jobs of the service) in the read-back.
+    #[serde(default)]
+    pub nonce: u64,
 }
 
 impl Holder {
     fn new(command: &str) -> Self {
         let now = unix_now();
         let pid = std::process::id();
-        Holder { run: format!("{now}-{pid}"), host: host_name(), pid, command: command.into(), started: now, heartbeat: now, released: false }
+        Holder { run: format!("{now}-{pid}"), host: host_name(), pid, command: command.into(), started: now, heartbeat: now, released: false, nonce: nonce() }
     }
 
     /// Why this holder no longer holds the lease, if it does not.
@@ -113,6 +125,20 @@ async fn newest(store: &dyn ObjectStore, dir: &str) -> anyhow::Result<Option<(u6
     Ok(Some((n, holder)))
 }
 
+/// Whether generation `path` still names `holder`'s run after the settle: false when a concurrent
+/// creator replaced it (a store whose create-only write is not atomic) or it is gone.
+async fn still_ours(store: &dyn ObjectStore, path: &Path, holder: &Holder) -> bool {
+    tokio::time::sleep(CREATE_SETTLE).await;
+    let read = async { serde_json::from_slice::<Holder>(&store.get(path).await?.bytes().await?).map_err(|e| anyhow!("{e}")) };
+    match read.await {
+        Ok(h) => h.nonce == holder.nonce && h.run == holder.run && h.host == holder.host,
+        Err(e) => {
+            tracing::debug!("reading back the lease generation {path}: {e}");
+            false
+        }
+    }
+}
+
 async fn put(store: &dyn ObjectStore, path: &Path, holder: &Holder, mode: PutMode) -> object_store::Result<()> {
     let body = PutPayload::from(serde_json::to_vec_pretty(holder).expect("holder serializes"));
     store.put_opts(path, body, PutOptions { mode, ..Default::default() }).await.map(|_| ())
@@ -164,6 +190,13 @@ impl Lease {
             let holder = Holder::new(command);
             let path = gen_path(dir, next);
             match put(store.as_ref(), &path, &holder, PutMode::Create).await {
+                Ok(()) if !still_ours(store.as_ref(), &path, &holder).await => {
+                    tracing::warn!(
+                        "another run wrote the lease generation {path} of the dump at {place} at the same time: the store did \
+                         not refuse the second create-only write; looking again"
+                    );
+                    continue;
+                }
                 Ok(()) => {
                     let (stop, stopped) = tokio::sync::oneshot::channel();
                     let heartbeat = tokio::spawn(beat(store.clone(), path, holder.clone(), ttl, stopped));
@@ -210,6 +243,13 @@ async fn beat(store: Arc<dyn ObjectStore>, path: Path, mut holder: Holder, ttl: 
             tracing::warn!("lease heartbeat {path}: {e}");
         }
     }
+}
+
+/// A value no other holder of this process has, and unlikely in another's (clock nanoseconds).
+fn nonce() -> u64 {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed) << 48)
 }
 
 fn unix_now() -> u64 {
@@ -263,6 +303,78 @@ mod tests {
                 }
             }
             assert_eq!(won, 1, "round {round}");
+        }
+    }
+
+    /// A store whose create-only write checks and then writes, like s3s-fs: two creators that
+    /// check together both "succeed", and the later write replaces the earlier.
+    #[derive(Debug)]
+    struct CheckThenWrite(Arc<dyn ObjectStore>);
+
+    impl std::fmt::Display for CheckThenWrite {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "CheckThenWrite({})", self.0)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for CheckThenWrite {
+        async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> object_store::Result<object_store::PutResult> {
+            if opts.mode == PutMode::Create {
+                if self.0.head(location).await.is_ok() {
+                    return Err(object_store::Error::AlreadyExists { path: location.to_string(), source: "exists".into() });
+                }
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                return self.0.put_opts(location, payload, PutOptions::default()).await;
+            }
+            self.0.put_opts(location, payload, opts).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.0.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(&self, location: &Path, options: object_store::GetOptions) -> object_store::Result<object_store::GetResult> {
+            self.0.get_opts(location, options).await
+        }
+        async fn delete(&self, location: &Path) -> object_store::Result<()> {
+            self.0.delete(location).await
+        }
+        fn list(&self, prefix: Option<&Path>) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+            self.0.list(prefix)
+        }
+        async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<object_store::ListResult> {
+            self.0.list_with_delimiter(prefix).await
+        }
+        async fn copy(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+            self.0.copy(from, to).await
+        }
+        async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+            self.0.copy_if_not_exists(from, to).await
+        }
+    }
+
+    /// Two runs (here two tasks of one process, as two service jobs would be) that start
+    /// together on a store without atomic create-only writes: exactly one holds the lease.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_a_store_that_checks_then_writes_one_of_two_starters_holds_the_lease() {
+        for round in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let s: Arc<dyn ObjectStore> = Arc::new(CheckThenWrite(store(dir.path())));
+            let ttl = Duration::from_secs(60);
+            let tasks: Vec<_> = (0..2).map(|_| tokio::spawn(Lease::try_acquire(s.clone(), "out", DIR, "load", ttl))).collect();
+            let mut taken = Vec::new();
+            for t in tasks {
+                if let Attempt::Taken(l) = t.await.unwrap().unwrap() {
+                    taken.push(l);
+                }
+            }
+            assert_eq!(taken.len(), 1, "round {round}: exactly one holder");
+            let (_, h) = newest(s.as_ref(), DIR).await.unwrap().unwrap();
+            assert_eq!(h.nonce, taken[0].holder.nonce, "round {round}: the lease file names the holder");
+            taken.pop().unwrap().heartbeat.abort();
         }
     }
 

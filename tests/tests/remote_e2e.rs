@@ -321,12 +321,25 @@ async fn remote_two_processes_with_one_worker_index_and_a_killed_worker_import_e
     let name = unique("w2");
     let env = worker_env(&name).await;
     // Worker 0 is killed (SIGKILL) while waiting on an import; worker 1 runs twice at once
-    // (a replaced pod still running): the second waits for the first's lease.
+    // (a replaced pod still running): the second waits for the first's lease. The second starts
+    // once the first holds it: s3s-fs checks `If-None-Match` and then writes, not atomically, so
+    // a start at the same instant tests the server, not the tool (the lease's read-back that
+    // guards such stores is unit-tested in host/src/lease.rs; atomic stores in lease_e2e).
     let killed = mm_tests::milvus_env::spawn(&env, &["migrate", "--workers=2", "--worker=0"], Some("import-polled:1"));
-    let twins = vec![
-        mm_tests::milvus_env::spawn(&env, &["migrate", "--workers=2", "--worker=1", "--wait"], None),
-        mm_tests::milvus_env::spawn(&env, &["migrate", "--workers=2", "--worker=1", "--wait"], None),
-    ];
+    let first = mm_tests::milvus_env::spawn(&env, &["migrate", "--workers=2", "--worker=1", "--wait"], None);
+    let lease = Key::from(format!("migration/{name}/_lease/worker-1-of-2"));
+    let milvus_bucket = bucket(&var("MILVUS_BUCKET", "milvus-bucket"), &var("S3_SECRET_KEY", "minioadmin"));
+    let held = async {
+        loop {
+            let listed = milvus_bucket.list_with_delimiter(Some(&lease)).await.map(|l| l.objects.len()).unwrap_or(0);
+            if listed > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), held).await.expect("worker 1 takes its lease within 60 s");
+    let twins = vec![first, mm_tests::milvus_env::spawn(&env, &["migrate", "--workers=2", "--worker=1", "--wait"], None)];
     let k = killed.wait_with_output().unwrap();
     assert!(!k.status.success(), "the crash hook killed worker 0: {}", text(&k));
     let outs = outputs(twins);
