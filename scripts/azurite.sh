@@ -142,15 +142,8 @@ cmd_start() {
   mkdir -p "$data_dir"
   for try in 1 2 3; do   # a port picked free can be taken before Azurite binds it
     port=$(pick_port) || exit 1
-    if [ -s "$log_file" ]; then mv -f "$log_file" "${log_file%.log}.prev.log"; fi
     say "starting azurite-blob $version on $host:$port, data $data_dir (log $log_file)"
-    setsid -f bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$pid_file" \
-      "$bin" --blobHost "$host" --blobPort "$port" --location "$data_dir" --disableTelemetry --silent \
-      </dev/null >"$log_file" 2>&1 9>&-   # 9>&-: the server must not inherit the start lock
-    local i
-    for i in $(seq 50); do [ -s "$pid_file" ] && break; sleep 0.1; done
-    [ -s "$pid_file" ] || die "no pid file $pid_file after starting Azurite"
-    pid=$(cat "$pid_file")
+    pid=$(start_detached Azurite "$bin" --blobHost "$host" --blobPort "$port" --location "$data_dir" --disableTelemetry --silent) || exit 1
     echo "$port" >"$port_file"
     until answers; do
       if gone_or_zombie "$pid"; then

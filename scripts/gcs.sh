@@ -132,17 +132,10 @@ cmd_start() {
   bin=$(binary)
   for try in 1 2 3; do   # a port picked free can be taken before the server binds it
     port=$(pick_port) || exit 1
-    if [ -s "$log_file" ]; then mv -f "$log_file" "${log_file%.log}.prev.log"; fi
     say "starting fake-gcs-server $server_version on $host:$port, data $data_dir (log $log_file)"
     # -public-host: path-style XML requests (http://host:port/<bucket>/<object>) are matched by this host.
-    setsid -f bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$pid_file" \
-      "$bin" -scheme http -host "$host" -port "$port" -backend filesystem -filesystem-root "$data_dir" \
-      -external-url "http://$host:$port" -public-host "$host:$port" -log-level info \
-      </dev/null >"$log_file" 2>&1 9>&-   # 9>&-: the server must not inherit the start lock
-    local i
-    for i in $(seq 50); do [ -s "$pid_file" ] && break; sleep 0.1; done
-    [ -s "$pid_file" ] || die "no pid file $pid_file after starting fake-gcs-server"
-    pid=$(cat "$pid_file")
+    pid=$(start_detached fake-gcs-server "$bin" -scheme http -host "$host" -port "$port" -backend filesystem \
+      -filesystem-root "$data_dir" -external-url "http://$host:$port" -public-host "$host:$port" -log-level info) || exit 1
     echo "$port" >"$port_file"
     until answers; do
       if gone_or_zombie "$pid"; then

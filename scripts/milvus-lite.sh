@@ -151,15 +151,8 @@ cmd_start() {
   mkdir -p "$data_dir"
   for try in 1 2 3; do   # a port picked free can be taken before the server binds it
     port=$(pick_port) || exit 1   # pick_port said why
-    if [ -s "$log_file" ]; then mv -f "$log_file" "${log_file%.log}.prev.log"; fi
     say "starting milvus-lite $lite_version on $host:$port, data dir $data_dir (log $log_file)"
-    PYTHONUNBUFFERED=1 setsid -f bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$pid_file" \
-      "$venv/bin/milvus-lite" server --data-dir "$data_dir" --host "$host" --port "$port" \
-      </dev/null >"$log_file" 2>&1 9>&-   # 9>&-: the server must not inherit the start lock
-    local i
-    for i in $(seq 50); do [ -s "$pid_file" ] && break; sleep 0.1; done
-    [ -s "$pid_file" ] || die "no pid file $pid_file after starting milvus-lite"
-    pid=$(cat "$pid_file")
+    pid=$(PYTHONUNBUFFERED=1 start_detached milvus-lite "$venv/bin/milvus-lite" server --data-dir "$data_dir" --host "$host" --port "$port") || exit 1
     echo "$port" >"$port_file"
     rc=0; version=$(wait_version "$pid" "$port" "$start_timeout") || rc=$?
     case "$rc" in

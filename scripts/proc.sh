@@ -20,6 +20,19 @@ pid_from_file() {
   echo "$pid"
 }
 
+# start_detached NAME CMD...: starts CMD in a session of its own (stdin closed, stdout and stderr into
+# $log_file, the previous log kept as *.prev.log), its pid in $pid_file; prints the pid. Call it with
+# the start lock on fd 9: the server does not inherit it. Use `pid=$(start_detached …) || exit 1`.
+start_detached() {
+  local name=$1 i; shift
+  if [ -s "$log_file" ]; then mv -f "$log_file" "${log_file%.log}.prev.log"; fi
+  rm -f "$pid_file"
+  setsid -f bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$pid_file" "$@" </dev/null >"$log_file" 2>&1 9>&-
+  for i in $(seq 50); do [ -s "$pid_file" ] && break; sleep 0.1; done
+  [ -s "$pid_file" ] || die "no pid file $pid_file after starting $name"
+  cat "$pid_file"
+}
+
 # exe_of PID: the path of the process's executable.
 exe_of() { readlink "/proc/$1/exe" 2>/dev/null; }
 

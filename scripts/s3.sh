@@ -118,14 +118,7 @@ cmd_start() {
     fi
     bin=$(ensure_bin)
     say "starting $bin on $host:$port, root $s3_root (log $log_file)"
-    if [ -s "$log_file" ]; then mv -f "$log_file" "$log_file.prev"; fi
-    setsid -f bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$pid_file" \
-      "$bin" --host "$host" --port "$port" --access-key "$access_key" --secret-key "$secret_key" "$s3_root" \
-      </dev/null >"$log_file" 2>&1 9>&-   # 9>&-: the server must not inherit the start lock
-    local i
-    for i in $(seq 50); do [ -s "$pid_file" ] && break; sleep 0.1; done
-    [ -s "$pid_file" ] || die "no pid file $pid_file after starting s3s-fs"
-    pid=$(cat "$pid_file")
+    pid=$(start_detached s3s-fs "$bin" --host "$host" --port "$port" --access-key "$access_key" --secret-key "$secret_key" "$s3_root") || exit 1
   fi
   until answers; do
     if gone_or_zombie "$pid"; then tail -n 40 "$log_file" >&2 || true; die "s3s-fs (pid $pid) exited during startup"; fi
