@@ -226,3 +226,76 @@ async fn a_cancelled_job_resumes_and_lands_every_row_once() {
     assert_eq!((j["state"].as_str(), j["attempt"].as_i64()), (Some("succeeded"), Some(2)), "{j:#}");
     pymilvus_check(&w.env, &w.name, &[]);
 }
+
+/// Deletes `delete` and inserts `foreign` (dim 8) in `collection` through pymilvus.
+fn damage(collection: &str, delete: &[i64], foreign: &[i64]) {
+    let script = r#"
+import json, sys
+from pymilvus import Collection, connections
+host, port = sys.argv[1].rsplit(":", 1)
+connections.connect(host=host, port=port)
+c = Collection(sys.argv[2])
+delete, foreign = json.loads(sys.argv[3]), json.loads(sys.argv[4])
+c.load()
+c.delete(expr=f"id in {delete}")
+c.insert([foreign, [[0.5] * 8 for _ in foreign]])
+c.flush()
+"#;
+    let j = |v: &[i64]| serde_json::to_string(v).unwrap();
+    let o = std::process::Command::new(mm_tests::tool::python())
+        .args(["-c", script, &endpoint(), collection, &j(delete), &j(foreign)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", mm_tests::tool::text(&o));
+}
+
+/// The service runs `verify --full` and `repair` as jobs: a migrated collection damaged through
+/// pymilvus fails a verify-full job whose report lists exactly the damage; a repair job with
+/// deleteExtra makes it clean, and pymilvus then finds every live id once and nothing else.
+#[tokio::test]
+async fn verify_full_and_repair_jobs_find_and_fix_what_pymilvus_broke() {
+    let w = world(200).await;
+    let svc = serve(&w.config);
+    let u = &svc.url;
+    let submit = |body: serde_json::Value| async move {
+        let r = call("POST", &format!("{u}/v1/jobs"), Some(TOKEN_A), Some(&body), &[]).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        let id = r.json()["id"].as_str().unwrap().to_string();
+        wait(u, TOKEN_A, &id, ended).await
+    };
+    let j = submit(migrate_request()).await;
+    assert_eq!(j["state"], "succeeded", "{j:#}");
+    let c = w.env.expected.collections.iter().find(|c| c.name == w.name).unwrap();
+    let live: Vec<i64> = c.partitions.iter().flat_map(|p| &p.segments).flat_map(|s| s.ids.clone()).collect();
+    let delete: Vec<i64> = live.iter().step_by(37).take(5).copied().collect();
+    let foreign = vec![-5, -6];
+    damage(&w.name, &delete, &foreign);
+
+    let request = |kind: &str, reconcile: serde_json::Value| {
+        let mut r = migrate_request();
+        r["kind"] = kind.into();
+        r["reconcile"] = reconcile;
+        r
+    };
+    // deleteExtra is repair's alone.
+    let r = call("POST", &format!("{u}/v1/jobs"), Some(TOKEN_A), Some(&request("verify-full", serde_json::json!({"deleteExtra": true}))), &[]).await;
+    assert_eq!((r.status, r.json()["code"].as_str()), (422, Some("invalid-job")), "{}", r.body);
+
+    let j = submit(request("verify-full", serde_json::json!({"maxListed": 50}))).await;
+    assert_eq!(j["state"], "failed", "{j:#}");
+    assert!(j["error"].as_str().unwrap().contains("verify --full found"), "{j:#}");
+    let p = &j["report"]["collections"][0]["partitions"][0]["reconciled"];
+    let ids = |k: &str| -> Vec<i64> {
+        let mut v: Vec<i64> = p[k]["first"].as_array().unwrap_or_else(|| panic!("{j:#}")).iter().map(|x| x.as_i64().unwrap()).collect();
+        v.sort();
+        v
+    };
+    let mut deleted = delete.clone();
+    deleted.sort();
+    assert_eq!((ids("missing"), ids("extra"), ids("duplicated"), ids("differing")), (deleted, vec![-6, -5], vec![], vec![]), "{j:#}");
+
+    let j = submit(request("repair", serde_json::json!({"deleteExtra": true}))).await;
+    assert_eq!(j["state"], "succeeded", "{j:#}");
+    assert_eq!(j["report"]["command"], "repair", "{j:#}");
+    pymilvus_check_with(&w.env, &w.name, &[], serde_json::json!({"exact_ids": live, "compact": true}));
+}

@@ -19,8 +19,47 @@ pub enum Kind {
     Dump,
     Load,
     Verify,
+    /// `verify --full`: every key and vector against the dump.
+    #[serde(rename = "verify-full")]
+    VerifyFull,
+    Repair,
     Plan,
     Export,
+}
+
+impl Kind {
+    /// The CLI command it runs, as the run report names it.
+    pub fn command(self) -> &'static str {
+        match self {
+            Kind::Migrate => "migrate",
+            Kind::Dump => "dump",
+            Kind::Load => "load",
+            Kind::Verify => "verify",
+            Kind::VerifyFull => "verify",
+            Kind::Repair => "repair",
+            Kind::Plan => "plan",
+            Kind::Export => "export",
+        }
+    }
+}
+
+/// What `verify-full` and `repair` take beyond the job: the CLI's `--max-listed` and
+/// `--delete-extra`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Reconcile {
+    /// Ids the report lists per finding (counts are always complete); 100 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_listed: Option<u32>,
+    /// `repair` only: also delete keys the dump's partition does not hold.
+    #[serde(default)]
+    pub delete_extra: bool,
+}
+
+impl Reconcile {
+    pub fn max_listed(r: Option<&Reconcile>) -> u32 {
+        r.and_then(|r| r.max_listed).unwrap_or(100)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +77,9 @@ pub struct JobRequest {
     pub options: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+    /// `verify-full` and `repair` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconcile: Option<Reconcile>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -148,12 +190,21 @@ impl JobRequest {
         match self.kind {
             Kind::Migrate => Needs { meta: true, milvus: true },
             Kind::Dump | Kind::Plan | Kind::Export => Needs { meta: true, milvus: false },
-            Kind::Load | Kind::Verify => Needs { meta: false, milvus: true },
+            Kind::Load | Kind::Verify | Kind::VerifyFull | Kind::Repair => Needs { meta: false, milvus: true },
         }
     }
 
     /// The job model of this request for `tenant`.
     pub fn resolve(&self, tenant: &Tenant) -> Result<Job, Refusal> {
+        match (&self.reconcile, self.kind) {
+            (Some(_), k) if !matches!(k, Kind::VerifyFull | Kind::Repair) => {
+                return Err(Refusal::Invalid(format!("reconcile applies to verify-full and repair jobs, not to {}", k.command())));
+            }
+            (Some(r), Kind::VerifyFull) if r.delete_extra => {
+                return Err(Refusal::Invalid("reconcile.deleteExtra applies to repair jobs; verify-full changes nothing".into()));
+            }
+            _ => {}
+        }
         let mut doc = Mapping::new();
         let needs = self.needs();
         if let Some(src) = &self.source {

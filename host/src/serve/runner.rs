@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 
 use super::config::ServeConfig;
 use super::events::{self, EventSink};
-use super::request::{JobRequest, Kind};
+use super::request::{JobRequest, Kind, Reconcile};
 use super::store::{JobStore, State};
 use crate::exit::Failure;
 use crate::job;
@@ -162,13 +162,18 @@ impl Runner {
             observer: self.events.observer(id),
         };
         self.store.set_state(id, State::Running, None).await?;
-        let command = format!("{:?}", request.kind).to_lowercase();
-        let recorder = Recorder::new(&command, None);
+        let recorder = Recorder::new(request.kind.command(), None);
+        let max_listed = Reconcile::max_listed(request.reconcile.as_ref());
         let result: Result<(), Failure> = match request.kind {
             Kind::Migrate => job::migrate::run(&job, &recorder).await,
             Kind::Dump => job::dump::run(&job, &recorder).await,
             Kind::Load => job::load::run(&job, true, &recorder).await,
             Kind::Verify => job::load::verify(&job, &recorder).await,
+            Kind::VerifyFull => job::reconcile::run(&job, &recorder, max_listed, None).await,
+            Kind::Repair => {
+                let delete_extra = request.reconcile.as_ref().is_some_and(|r| r.delete_extra);
+                job::reconcile::run(&job, &recorder, max_listed, Some(delete_extra)).await
+            }
             Kind::Plan => job::plan::run(&job, true).await,
             Kind::Export => match (&job.meta, &job.target) {
                 (Some(meta), job::model::StoreSpec::Local(out)) => job::export::run(meta, "source.meta", out, &job.units).await,
