@@ -127,9 +127,12 @@ pub struct SubmitArgs {
     /// migration.yaml (default: ./migration.yaml, then ./configs/migration.yaml).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// What the job does: migrate, dump, load, verify, plan or export.
-    #[arg(long, default_value = "migrate", value_parser = ["migrate", "dump", "load", "verify", "plan", "export"])]
+    /// What the job does: migrate, dump, load, verify, verify-full, repair, plan or export.
+    #[arg(long, default_value = "migrate", value_parser = ["migrate", "dump", "load", "verify", "verify-full", "repair", "plan", "export"])]
     pub kind: String,
+    /// With --kind repair: also delete keys the dump's partition does not hold.
+    #[arg(long)]
+    pub delete_extra: bool,
     /// The granted store holding the 1.x files (meta and tables).
     #[arg(long, value_name = "NAME")]
     pub store: String,

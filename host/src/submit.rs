@@ -55,6 +55,12 @@ pub fn request(doc: &Yaml, args: &SubmitArgs) -> anyhow::Result<Value> {
     let src_root = args.source_root.as_deref();
     let stage_root = args.staging_root.as_deref();
     let mut req = json!({ "kind": args.kind });
+    if args.delete_extra {
+        if args.kind != "repair" {
+            bail!("--delete-extra goes with --kind repair");
+        }
+        req["reconcile"] = json!({"deleteExtra": true});
+    }
 
     if let Some(mode) = text(doc, "meta.mode") {
         let file = |key: &str| -> anyhow::Result<Value> { Ok(json!({"store": src_store, "path": inside(doc, key, src_root, "--source-root")?})) };
@@ -84,7 +90,7 @@ pub fn request(doc: &Yaml, args: &SubmitArgs) -> anyhow::Result<Value> {
     req["staging"] = json!({"store": stage_store, "prefix": staging});
     match &args.milvus {
         Some(name) => req["target"] = json!({ "milvus": name }),
-        None if matches!(args.kind.as_str(), "migrate" | "load" | "verify") => {
+        None if matches!(args.kind.as_str(), "migrate" | "load" | "verify" | "verify-full" | "repair") => {
             bail!("{} imports into Milvus: name the server's Milvus connection with --milvus NAME (target.milvus2x is not sent)", args.kind)
         }
         None => {}
@@ -273,6 +279,7 @@ mod tests {
             mysql: None,
             idempotency_key: None,
             no_follow: false,
+            delete_extra: false,
         }
     }
 
@@ -296,6 +303,12 @@ mod tests {
                    "limits": {"memoryMiB": 128}})
         );
         assert!(!r.to_string().contains("secret") && !r.to_string().contains("19530"));
+        let mut repair = args("repair");
+        repair.delete_extra = true;
+        assert_eq!(request(&doc, &repair).unwrap()["reconcile"], json!({"deleteExtra": true}));
+        let mut verify = args("verify-full");
+        verify.delete_extra = true;
+        assert!(request(&doc, &verify).unwrap_err().to_string().contains("--delete-extra goes with --kind repair"));
     }
 
     #[test]
