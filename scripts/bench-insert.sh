@@ -9,18 +9,28 @@
 #   - `verify --full` of the collection `migrate` loaded with inserts (every key and vector).
 #   BENCH_DIR (default /dev/shm/mm-bench-insert), ROWS (default 1000000), DIM (default 128),
 #   BATCH_MIB (migration.insertBatchMiB, default 16).
+#   PIN=1: Milvus on CPU 0 and both clients on CPU 1 (taskset), as if the server had a machine of its own:
+#   on 2 shared cores the script's own CPU use slows the server it measures. Restored at the end.
 set -euo pipefail
 source "$(dirname "$0")/bench-env.sh"
 dir="${BENCH_DIR:-/dev/shm/mm-bench-insert}"
 rows="${ROWS:-1000000}" dim="${DIM:-128}" batch="${BATCH_MIB:-16}"
 rm -rf "$dir" && mkdir -p "$dir"
-trap 'rm -rf "$dir"' EXIT
+client=()
+if [ "${PIN:-0}" = 1 ]; then
+  milvus_pid=$(cat "${MM_TE_DIR:-$HOME/.cache/milvus-migration/te}/run/milvus.pid")
+  taskset -a -cp 0 "$milvus_pid" > /dev/null
+  client=(taskset -c 1)
+  trap 'taskset -a -cp "0-$(($(nproc) - 1))" "$milvus_pid" > /dev/null; rm -rf "$dir"' EXIT
+else
+  trap 'rm -rf "$dir"' EXIT
+fi
 run=$(date +%s)
 now() { date +%s.%N; }
 timed() {
   local t0 t1
   t0=$(now)
-  "$@" > "$dir/last.log" 2>&1 || { cat "$dir/last.log" >&2; echo "bench-insert: '$*' failed" >&2; exit 1; }
+  "${client[@]}" "$@" > "$dir/last.log" 2>&1 || { cat "$dir/last.log" >&2; echo "bench-insert: '$*' failed" >&2; exit 1; }
   t1=$(now)
   echo "$t1 - $t0" | bc
 }
@@ -56,7 +66,7 @@ cp -r "$dir/ins-out" "$dir/imp-out"
 t_ins=$(timed "$bin/milvus-migration" load --no-verify --config "$ins")
 t_imp=$(timed "$bin/milvus-migration" load --no-verify --config "$imp")
 # The script: the same rows from the same npy files, 10k a call, as a pymilvus user would.
-t_py=$("$py" - "$dir/ins-out" "bench_py_$run" "$dim" "$MILVUS_ENDPOINT" <<'PY'
+t_py=$("${client[@]}" "$py" - "$dir/ins-out" "bench_py_$run" "$dim" "$MILVUS_ENDPOINT" <<'PY'
 import glob, sys, time
 import numpy as np
 from pymilvus import Collection, CollectionSchema, DataType, FieldSchema, connections
@@ -95,7 +105,7 @@ for c in utility.list_collections():
         utility.drop_collection(c)
 PY
 rate() { echo "scale=0; $rows / $1" | bc; }
-printf '%s x %s float rows (4 segments):\n' "$rows" "$dim"
+printf '%s x %s float rows (4 segments)%s:\n' "$rows" "$dim" "$([ "${PIN:-0}" = 1 ] && echo ', Milvus on CPU 0, clients on CPU 1')"
 printf '  load, loadMode insert (%2s MiB batches): %7.2f s  %8s rows/s\n' "$batch" "$t_ins" "$(rate "$t_ins")"
 printf '  pymilvus insert, 10k-row batches:       %7.2f s  %8s rows/s\n' "$t_py" "$(rate "$t_py")"
 printf '  load, loadMode import (bulk import):    %7.2f s  %8s rows/s\n' "$t_imp" "$(rate "$t_imp")"
