@@ -254,7 +254,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub full: bool,
     /// With --full: ids listed per finding in the report (counts are always complete).
-    #[arg(long, value_name = "N", default_value_t = 100)]
+    #[arg(long, value_name = "N", default_value_t = crate::job::reconcile::MAX_LISTED)]
     pub max_listed: u32,
 }
 
@@ -266,7 +266,7 @@ pub struct RepairArgs {
     #[arg(long)]
     pub delete_extra: bool,
     /// Ids listed per finding in the report.
-    #[arg(long, value_name = "N", default_value_t = 100)]
+    #[arg(long, value_name = "N", default_value_t = crate::job::reconcile::MAX_LISTED)]
     pub max_listed: u32,
 }
 

@@ -21,6 +21,7 @@ use serde_yaml::Value as Yaml;
 use crate::cli::SubmitArgs;
 use crate::exit::Failure;
 use crate::progress::{Observer, Progress};
+use crate::serve::request::Kind;
 
 /// `migration:` keys the server keeps for itself (the request's limits carry the sandbox).
 const SERVER_KEYS: [&str; 2] = ["leaseSeconds", "milvus"];
@@ -54,6 +55,7 @@ pub fn request(doc: &Yaml, args: &SubmitArgs) -> anyhow::Result<Value> {
     let stage_store = args.staging_store.clone().unwrap_or_else(|| args.store.clone());
     let src_root = args.source_root.as_deref();
     let stage_root = args.staging_root.as_deref();
+    let kind: Kind = serde_json::from_value(json!(args.kind)).map_err(|e| anyhow!("--kind {}: {e}", args.kind))?;
     let mut req = json!({ "kind": args.kind });
     if args.delete_extra {
         if args.kind != "repair" {
@@ -90,7 +92,7 @@ pub fn request(doc: &Yaml, args: &SubmitArgs) -> anyhow::Result<Value> {
     req["staging"] = json!({"store": stage_store, "prefix": staging});
     match &args.milvus {
         Some(name) => req["target"] = json!({ "milvus": name }),
-        None if matches!(args.kind.as_str(), "migrate" | "load" | "verify" | "verify-full" | "repair") => {
+        None if kind.needs().milvus => {
             bail!("{} imports into Milvus: name the server's Milvus connection with --milvus NAME (target.milvus2x is not sent)", args.kind)
         }
         None => {}

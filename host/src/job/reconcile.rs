@@ -7,6 +7,10 @@ use crate::job::model::{Job, LoadMode};
 use crate::run_report::Recorder;
 use crate::sandbox::Caps;
 
+/// Ids the report lists per finding unless told otherwise (`--max-listed`, the service's
+/// `reconcile.maxListed`).
+pub const MAX_LISTED: u32 = 100;
+
 /// Ids printed per finding on the terminal (the JSON report lists up to --max-listed).
 const SHOWN: usize = 10;
 

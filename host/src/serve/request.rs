@@ -28,6 +28,15 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// What the job's phase reads of the document.
+    pub fn needs(self) -> Needs {
+        match self {
+            Kind::Migrate => Needs { meta: true, milvus: true },
+            Kind::Dump | Kind::Plan | Kind::Export => Needs { meta: true, milvus: false },
+            Kind::Load | Kind::Verify | Kind::VerifyFull | Kind::Repair => Needs { meta: false, milvus: true },
+        }
+    }
+
     /// The CLI command it runs, as the run report names it.
     pub fn command(self) -> &'static str {
         match self {
@@ -58,7 +67,7 @@ pub struct Reconcile {
 
 impl Reconcile {
     pub fn max_listed(r: Option<&Reconcile>) -> u32 {
-        r.and_then(|r| r.max_listed).unwrap_or(100)
+        r.and_then(|r| r.max_listed).unwrap_or(crate::job::reconcile::MAX_LISTED)
     }
 }
 
@@ -185,15 +194,6 @@ fn place_section(tenant: &Tenant, p: &Place, what: &str, dir_key: &str) -> Resul
 }
 
 impl JobRequest {
-    /// What the job's phase reads of the document.
-    pub fn needs(&self) -> Needs {
-        match self.kind {
-            Kind::Migrate => Needs { meta: true, milvus: true },
-            Kind::Dump | Kind::Plan | Kind::Export => Needs { meta: true, milvus: false },
-            Kind::Load | Kind::Verify | Kind::VerifyFull | Kind::Repair => Needs { meta: false, milvus: true },
-        }
-    }
-
     /// The job model of this request for `tenant`.
     pub fn resolve(&self, tenant: &Tenant) -> Result<Job, Refusal> {
         match (&self.reconcile, self.kind) {
@@ -206,7 +206,7 @@ impl JobRequest {
             _ => {}
         }
         let mut doc = Mapping::new();
-        let needs = self.needs();
+        let needs = self.kind.needs();
         if let Some(src) = &self.source {
             let meta = match &src.meta {
                 Meta::Mysql(name) => {
