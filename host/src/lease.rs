@@ -17,9 +17,18 @@
 //! lease only if the file still names its run; the later writer wins and the other looks again.
 //! This narrows that window to writes slower than the settle; on a store that honours create-only
 //! (S3, MinIO, the local filesystem) it costs one read.
+//!
+//! A holder that is alive but silent for longer than the ttl (stopped with SIGSTOP, a suspended
+//! VM, a starved runtime) is taken over like a dead one, and must not go on when it resumes. So
+//! the lease is also a fence (`Fence`): before each call that changes rows in Milvus the host
+//! checks it. A lease confirmed less than ttl/2 ago passes at once (a takeover needs a heartbeat
+//! older than the ttl); an older one is confirmed from the store first: our generation must still
+//! be the newest, or the call is refused and the run stops (`Lease::lost`). The heartbeat does
+//! the same check on every beat. What stays open without help from Milvus itself: a process
+//! stopped between its check and its call, for longer than ttl/2.
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail};
 use object_store::path::Path;
@@ -84,13 +93,25 @@ impl Holder {
 
 /// A held lease; `release` ends it (a run that dies leaves it to expire).
 pub struct Lease {
+    standing: Arc<Standing>,
+    heartbeat: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// What a held lease knows of itself, shared by its heartbeat and the fence.
+struct Standing {
     store: Arc<dyn ObjectStore>,
+    place: String,
     dir: String,
     /// This lease's generation.
     generation: u64,
     holder: Holder,
-    heartbeat: tokio::task::JoinHandle<()>,
-    stop: tokio::sync::oneshot::Sender<()>,
+    ttl: Duration,
+    /// When the store last confirmed that this generation is the newest (both clocks: a
+    /// suspended machine stops the monotonic one, a clock step moves the wall one).
+    confirmed: Mutex<(Instant, u64)>,
+    /// Set once the lease is found taken over: why.
+    lost: tokio::sync::watch::Sender<Option<String>>,
 }
 
 fn gen_path(dir: &str, n: u64) -> Path {
@@ -198,9 +219,19 @@ impl Lease {
                     continue;
                 }
                 Ok(()) => {
+                    let standing = Arc::new(Standing {
+                        store,
+                        place: place.into(),
+                        dir: dir.into(),
+                        generation: next,
+                        holder,
+                        ttl,
+                        confirmed: Mutex::new((Instant::now(), unix_now())),
+                        lost: tokio::sync::watch::channel(None).0,
+                    });
                     let (stop, stopped) = tokio::sync::oneshot::channel();
-                    let heartbeat = tokio::spawn(beat(store.clone(), path, holder.clone(), ttl, stopped));
-                    return Ok(Attempt::Taken(Lease { store, dir: dir.into(), generation: next, holder, heartbeat, stop }));
+                    let heartbeat = tokio::spawn(beat(standing.clone(), stopped));
+                    return Ok(Attempt::Taken(Lease { standing, heartbeat, stop }));
                 }
                 // Another run created this generation first: look again.
                 Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => continue,
@@ -210,37 +241,158 @@ impl Lease {
     }
 
     /// Ends the lease: marks it released (a run that looks now takes it at once), then removes
-    /// this generation and the superseded ones, so a finished run leaves nothing behind.
+    /// this generation and the superseded ones, so a finished run leaves nothing behind. A lost
+    /// lease is left as it is: the files belong to the run that took it over.
     pub async fn release(self) {
         // Stop the heartbeat and wait for it, so that no refresh lands after the removal.
         let _ = self.stop.send(());
         let _ = self.heartbeat.await;
-        let holder = Holder { released: true, heartbeat: unix_now(), ..self.holder };
-        let path = gen_path(&self.dir, self.generation);
-        if let Err(e) = put(self.store.as_ref(), &path, &holder, PutMode::Overwrite).await {
+        let me = &self.standing;
+        if me.lost.borrow().is_some() {
+            return;
+        }
+        let holder = Holder { released: true, heartbeat: unix_now(), ..me.holder.clone() };
+        let path = gen_path(&me.dir, me.generation);
+        if let Err(e) = put(me.store.as_ref(), &path, &holder, PutMode::Overwrite).await {
             // A full disk, say: removing it below still ends the lease.
             tracing::debug!("marking the lease {path} released: {e}");
         }
-        for n in (1..=self.generation).rev() {
-            match self.store.delete(&gen_path(&self.dir, n)).await {
+        for n in (1..=me.generation).rev() {
+            match me.store.delete(&gen_path(&me.dir, n)).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => tracing::warn!("removing lease generation {n} ({e}); it expires by itself"),
             }
         }
     }
+
+    /// Resolves once the lease is found taken over, with why (never while it is held).
+    pub async fn lost(&self) -> String {
+        let mut rx = self.standing.lost.subscribe();
+        let why = rx.wait_for(|l| l.is_some()).await.map(|l| l.clone().unwrap_or_default());
+        match why {
+            Ok(why) => why,
+            // The sender lives as long as the lease: not reached.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Makes `fence` check this lease until `release`.
+    pub fn guard(&self, fence: &Fence) {
+        fence.0.lock().expect("fence lock").push(self.standing.clone());
+    }
+
+    /// Stops `fence` checking this lease.
+    pub fn unguard(&self, fence: &Fence) {
+        fence.0.lock().expect("fence lock").retain(|s| !Arc::ptr_eq(s, &self.standing));
+    }
 }
 
-/// Refreshes the holder's heartbeat three times per `ttl`, until told to stop.
-async fn beat(store: Arc<dyn ObjectStore>, path: Path, mut holder: Holder, ttl: Duration, mut stop: tokio::sync::oneshot::Receiver<()>) {
-    let every = (ttl / 3).max(Duration::from_secs(1));
+impl Standing {
+    /// Whether the store confirmed this lease less than ttl/2 ago: no other run can have taken
+    /// it over since (that needs a heartbeat older than the ttl).
+    fn fresh(&self) -> bool {
+        let (at, wall) = *self.confirmed.lock().expect("lease lock");
+        let half = self.ttl / 2;
+        at.elapsed() < half && unix_now().saturating_sub(wall) < half.as_secs().max(1)
+    }
+
+    fn lost_reason(&self) -> Option<String> {
+        self.lost.borrow().clone()
+    }
+
+    /// Confirms from the store that this generation is still the newest, refreshing its
+    /// heartbeat on the way (read, write, read: a takeover between the two reads is seen).
+    async fn confirm(&self) -> Result<(), String> {
+        if let Some(why) = self.lost_reason() {
+            return Err(why);
+        }
+        let started = (Instant::now(), unix_now());
+        self.still_newest().await?;
+        let path = gen_path(&self.dir, self.generation);
+        let holder = Holder { heartbeat: unix_now(), ..self.holder.clone() };
+        put(self.store.as_ref(), &path, &holder, PutMode::Overwrite)
+            .await
+            .map_err(|e| format!("cannot refresh the lease of the dump at {} ({path}): {e}", self.place))?;
+        self.still_newest().await?;
+        *self.confirmed.lock().expect("lease lock") = started;
+        Ok(())
+    }
+
+    /// Fails, and marks the lease lost, when a newer generation exists (or ours is gone).
+    async fn still_newest(&self) -> Result<(), String> {
+        let newest = newest(self.store.as_ref(), &self.dir)
+            .await
+            .map_err(|e| format!("cannot confirm the lease of the dump at {}: {e}", self.place))?;
+        let why = match newest {
+            Some((n, h)) if n == self.generation && h.nonce == self.holder.nonce && h.run == self.holder.run => return Ok(()),
+            Some((n, h)) if n > self.generation => format!("{} took it over (generation {n})", h.describe()),
+            Some((n, h)) if n == self.generation => format!("{} wrote over its generation {n}", h.describe()),
+            _ => format!("its generation {} is gone: the run that took it over has finished and released it", self.generation),
+        };
+        let why = format!(
+            "this run ({}) lost the lease of the dump at {} while it was not heard from for longer than migration.leaseSeconds \
+             ({} s): {why}; it stops here and leaves the rest to that run",
+            self.holder.run,
+            self.place,
+            self.ttl.as_secs()
+        );
+        self.lost.send_replace(Some(why.clone()));
+        Err(why)
+    }
+
+    /// Passes when this run may still change rows under this lease.
+    async fn check(&self) -> Result<(), String> {
+        if let Some(why) = self.lost_reason() {
+            return Err(why);
+        }
+        if self.fresh() {
+            return Ok(());
+        }
+        self.confirm().await
+    }
+}
+
+/// The leases a job holds: checked before every call that changes rows in Milvus (see the
+/// module comment). The default holds none and passes.
+#[derive(Clone, Default)]
+pub struct Fence(Arc<Mutex<Vec<Arc<Standing>>>>);
+
+impl std::fmt::Debug for Fence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Fence({} lease(s))", self.0.lock().map_or(0, |l| l.len()))
+    }
+}
+
+impl Fence {
+    /// Ok while every lease held is still this run's; otherwise why not.
+    pub async fn check(&self) -> Result<(), String> {
+        let held: Vec<_> = self.0.lock().expect("fence lock").clone();
+        for s in held {
+            s.check().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Refreshes the heartbeat three times per ttl, confirming each time that no other run took
+/// the lease over; stops when told to, or when it was.
+async fn beat(me: Arc<Standing>, mut stop: tokio::sync::oneshot::Receiver<()>) {
+    let every = (me.ttl / 3).max(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = &mut stop => return,
             _ = tokio::time::sleep(every) => {}
         }
-        holder.heartbeat = unix_now();
-        if let Err(e) = put(store.as_ref(), &path, &holder, PutMode::Overwrite).await {
-            tracing::warn!("lease heartbeat {path}: {e}");
+        match me.confirm().await {
+            Ok(()) => {}
+            // The job stops with this message (`Lease::lost`).
+            Err(why) if me.lost_reason().is_some() => {
+                tracing::debug!("{why}");
+                return;
+            }
+            // The store did not answer: the next beat tries again; the fence refuses changes
+            // meanwhile once the last confirmation is older than ttl/2.
+            Err(e) => tracing::warn!("lease heartbeat: {e}"),
         }
     }
 }
@@ -373,7 +525,7 @@ mod tests {
             }
             assert_eq!(taken.len(), 1, "round {round}: exactly one holder");
             let (_, h) = newest(s.as_ref(), DIR).await.unwrap().unwrap();
-            assert_eq!(h.nonce, taken[0].holder.nonce, "round {round}: the lease file names the holder");
+            assert_eq!(h.nonce, taken[0].standing.holder.nonce, "round {round}: the lease file names the holder");
             taken.pop().unwrap().heartbeat.abort();
         }
     }
@@ -389,20 +541,87 @@ mod tests {
         first.release().await;
         assert!(!dir.path().join("_lease/gen-00000000000000000001.json").exists(), "a released lease leaves nothing");
         let second = Lease::acquire(s.clone(), "out", DIR, "dump", ttl, false).await.unwrap();
-        assert_eq!(second.generation, 1);
+        assert_eq!(second.standing.generation, 1);
         second.heartbeat.abort();
         // A holder whose process is gone (this host), and one silent for longer than the ttl.
         let dead = Holder { pid: i32::MAX as u32 - 7, ..Holder::new("load") };
         put(s.as_ref(), &gen_path(DIR, 3), &dead, PutMode::Create).await.unwrap();
         let third = Lease::acquire(s.clone(), "out", DIR, "load", ttl, false).await.unwrap();
-        assert_eq!(third.generation, 4);
+        assert_eq!(third.standing.generation, 4);
         third.heartbeat.abort();
         let silent = Holder { host: "elsewhere".into(), heartbeat: unix_now() - 120, ..Holder::new("load") };
         put(s.as_ref(), &gen_path(DIR, 5), &silent, PutMode::Create).await.unwrap();
         let sixth = Lease::acquire(s.clone(), "out", DIR, "load", ttl, false).await.unwrap();
-        assert_eq!(sixth.generation, 6);
+        assert_eq!(sixth.standing.generation, 6);
         // Releasing the newest removes the superseded generations too.
         sixth.release().await;
         assert_eq!(std::fs::read_dir(dir.path().join("_lease")).unwrap().count(), 0);
+    }
+
+    /// A lease of 60 s on a fresh directory, guarding a fence.
+    async fn guarded() -> (tempfile::TempDir, Arc<dyn ObjectStore>, Lease, Fence) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let lease = Lease::acquire(s.clone(), "out", DIR, "load", Duration::from_secs(60), false).await.unwrap();
+        let fence = Fence::default();
+        lease.guard(&fence);
+        (dir, s, lease, fence)
+    }
+
+    /// As if the holder had been stopped (SIGSTOP) for the ttl: both clocks moved on.
+    fn silent(lease: &Lease) {
+        let ttl = lease.standing.ttl;
+        *lease.standing.confirmed.lock().unwrap() = (Instant::now() - ttl, unix_now() - ttl.as_secs());
+    }
+
+    /// Another run takes the lease over (here: creates the next generation, as it does once the
+    /// holder was silent for the ttl). While the holder's last confirmation is under ttl/2 old
+    /// the fence passes without asking the store; past that it asks, refuses, and the lease
+    /// reports itself lost. Releasing a lost lease leaves the new holder's files alone.
+    #[tokio::test]
+    async fn a_lease_taken_over_while_its_holder_was_silent_fails_the_fence() {
+        let (_dir, s, lease, fence) = guarded().await;
+        fence.check().await.unwrap();
+        let taker = Holder { host: "elsewhere".into(), ..Holder::new("load") };
+        put(s.as_ref(), &gen_path(DIR, 2), &taker, PutMode::Create).await.unwrap();
+        fence.check().await.unwrap();
+        silent(&lease);
+        let e = fence.check().await.unwrap_err();
+        assert!(e.contains("lost the lease") && e.contains("took it over (generation 2)") && e.contains("on elsewhere"), "{e}");
+        let why = tokio::time::timeout(Duration::from_secs(1), lease.lost()).await.expect("the lease says it is lost");
+        assert_eq!(why, e);
+        assert!(fence.check().await.is_err(), "lost stays lost");
+        lease.release().await;
+        let (n, h) = newest(s.as_ref(), DIR).await.unwrap().unwrap();
+        assert_eq!((n, h.host.as_str(), h.released), (2, "elsewhere", false));
+    }
+
+    /// A lease not confirmed for ttl/2 but still the newest passes, and its heartbeat is written.
+    #[tokio::test]
+    async fn a_late_but_unchallenged_lease_passes_and_refreshes_its_heartbeat() {
+        let (_dir, s, lease, fence) = guarded().await;
+        let stale = Holder { heartbeat: unix_now() - 40, ..lease.standing.holder.clone() };
+        put(s.as_ref(), &gen_path(DIR, 1), &stale, PutMode::Overwrite).await.unwrap();
+        silent(&lease);
+        fence.check().await.unwrap();
+        let (_, h) = newest(s.as_ref(), DIR).await.unwrap().unwrap();
+        assert!(unix_now() - h.heartbeat <= 1, "heartbeat refreshed: {}", h.heartbeat);
+        assert!(lease.standing.fresh());
+        lease.unguard(&fence);
+        assert_eq!(format!("{fence:?}"), "Fence(0 lease(s))");
+        lease.release().await;
+    }
+
+    /// The heartbeat notices a takeover by itself, within a beat.
+    #[tokio::test]
+    async fn the_heartbeat_finds_a_takeover_and_reports_the_lease_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let lease = Lease::acquire(s.clone(), "out", DIR, "load", Duration::from_secs(3), false).await.unwrap();
+        let taker = Holder { host: "elsewhere".into(), ..Holder::new("load") };
+        put(s.as_ref(), &gen_path(DIR, 2), &taker, PutMode::Create).await.unwrap();
+        let why = tokio::time::timeout(Duration::from_secs(3), lease.lost()).await.expect("lost within a beat (1 s)");
+        assert!(why.contains("took it over (generation 2)"), "{why}");
+        lease.release().await;
     }
 }

@@ -58,6 +58,8 @@ pub struct Caps {
     pub meta: Option<Arc<dyn MetaSource>>,
     pub grants: Grants,
     pub milvus: Option<Arc<MilvusConn>>,
+    /// The job's leases, checked before each change to Milvus' rows.
+    pub fence: crate::lease::Fence,
     pub progress: Option<Progress>,
     pub warnings: Warnings,
     /// Names the unit in log lines.
@@ -260,7 +262,7 @@ impl Sandbox {
                 .build(),
             meta: MetaDbState { source: caps.meta },
             blobs: BlobStoreState::new(caps.grants),
-            milvus: MilvusState { conn: caps.milvus },
+            milvus: MilvusState { conn: caps.milvus, fence: caps.fence },
             report: ReportState { unit: caps.unit, progress: caps.progress, warnings: caps.warnings, error: None },
         };
         let mut store = Store::new(&self.compiled.engine, state);

@@ -587,6 +587,7 @@ impl Job {
             limits,
             log_level: f.log.level,
             cancel: Default::default(),
+            fence: Default::default(),
             units: Default::default(),
             milvus_client: None,
         })

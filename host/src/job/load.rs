@@ -26,7 +26,7 @@ pub async fn connect(s: &Job) -> Result<(Sandbox, Caps), Failure> {
     let conn = s.milvus_conn(paths).await.map_err(Failure::Run)?;
     println!("Milvus {} at {}, database {:?}", conn.version, m.endpoint, m.database);
     let sandbox = Sandbox::with_policy(s.limits, &s.units).map_err(Failure::Run)?;
-    let caps = Caps { grants, milvus: Some(Arc::new(conn)), ..Default::default() };
+    let caps = Caps { grants, milvus: Some(Arc::new(conn)), fence: s.fence.clone(), ..Default::default() };
     Ok((sandbox, caps))
 }
 

@@ -33,10 +33,15 @@ where
     let lease = Lease::acquire(target.store.clone(), &target.display, &dir, command, s.lease_ttl, s.wait_for_lease).await.map_err(Failure::Run)?;
     // Cancelled: the phase stops where it stands (what it staged is atomic, the import journal
     // resolves what was in flight on the next run), and the lease is released all the same.
+    // Taken over (this run was silent for longer than the ttl): it stops, and the fence has
+    // refused every change to Milvus since it could no longer be sure.
+    lease.guard(&s.fence);
     let result = tokio::select! {
         r = phase => r,
         _ = s.cancel.cancelled() => Err(Failure::Run(anyhow::anyhow!("cancelled during {command}"))),
+        why = lease.lost() => Err(Failure::Run(anyhow::anyhow!("{command} stopped: {why}"))),
     };
+    lease.unguard(&s.fence);
     lease.release().await;
     result
 }

@@ -125,6 +125,9 @@ pub struct Job {
     /// Set by a front end that can stop a run (the service's cancel): each leased phase stops
     /// at once and releases its lease, and later phases do not start.
     pub cancel: Cancel,
+    /// The leases this job holds (set while a leased phase runs): the milvus capability checks
+    /// them before every call that changes rows.
+    pub fence: crate::lease::Fence,
     /// How units run beside other jobs (the service: shared compilation, tenant ceiling, wall
     /// clock, fair slots); the default runs them alone.
     pub units: UnitPolicy,

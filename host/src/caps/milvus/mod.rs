@@ -13,6 +13,8 @@ pub use client::{ImportPaths, MilvusConn, MilvusConnection};
 #[derive(Default)]
 pub struct MilvusState {
     pub conn: Option<Arc<MilvusConn>>,
+    /// The job's leases on the dump: a run that lost one changes no rows (see lease.rs).
+    pub fence: crate::lease::Fence,
 }
 
 impl MilvusState {
@@ -20,6 +22,14 @@ impl MilvusState {
         self.conn
             .as_deref()
             .ok_or_else(|| types::Error::AccessDenied("no Milvus connection was granted to this unit of work".into()).into())
+    }
+
+    /// The connection, for a call that changes rows: refused, unsent, once the job's lease on
+    /// the dump was taken over by another run.
+    async fn writer(&self) -> Result<&MilvusConn, HostError> {
+        let conn = self.conn()?;
+        self.fence.check().await.map_err(types::Error::AccessDenied)?;
+        Ok(conn)
     }
 }
 
@@ -49,7 +59,7 @@ impl wit::Host for MilvusState {
         for f in &files {
             super::blob_store::checked_path(f)?;
         }
-        Ok(self.conn()?.import_files(&collection, &partition, &files).await?)
+        Ok(self.writer().await?.import_files(&collection, &partition, &files).await?)
     }
     async fn await_import(&mut self, task: i64) -> Result<wit::ImportOutcome, HostError> {
         Ok(self.conn()?.await_import(task).await?)
@@ -58,10 +68,10 @@ impl wit::Host for MilvusState {
         Ok(self.conn()?.list_imports(&collection).await?)
     }
     async fn insert(&mut self, collection: String, partition: String, rows: wit::Rows) -> Result<u64, HostError> {
-        Ok(self.conn()?.insert(&collection, &partition, &rows).await?)
+        Ok(self.writer().await?.insert(&collection, &partition, &rows).await?)
     }
     async fn upsert(&mut self, collection: String, partition: String, rows: wit::Rows) -> Result<u64, HostError> {
-        Ok(self.conn()?.upsert(&collection, &partition, &rows).await?)
+        Ok(self.writer().await?.upsert(&collection, &partition, &rows).await?)
     }
     async fn flush(&mut self, collection: String) -> Result<(), HostError> {
         Ok(self.conn()?.flush(&collection).await?)
@@ -99,7 +109,7 @@ impl wit::Host for MilvusState {
         Ok(self.conn()?.query_range(&collection, partition.as_deref(), &id_field, &vector_field, &range, limit).await?)
     }
     async fn delete_ids(&mut self, collection: String, partition: String, id_field: String, ids: Vec<i64>) -> Result<u64, HostError> {
-        Ok(self.conn()?.delete_ids(&collection, &partition, &id_field, &ids).await?)
+        Ok(self.writer().await?.delete_ids(&collection, &partition, &id_field, &ids).await?)
     }
 }
 
