@@ -50,24 +50,30 @@ unsafe extern "C" fn cabi_realloc(old: *mut u8, old_len: usize, align: usize, ne
     ptr
 }
 
-/// A panic is a bug: say so through `report.log` (hosts need not capture anything else), then
-/// trap. A panic while reporting one (say, out of memory again) traps at once.
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    static PANICKING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-    if !PANICKING.swap(true, core::sync::atomic::Ordering::Relaxed) {
-        report::log(report::Level::Error, &format!("engine panic (a bug, please report it): {info}"));
-    }
-    core::arch::wasm32::unreachable()
+/// A panic is a bug: say so through `report.log` (hosts need not capture anything else); std
+/// then aborts, which traps. Installed by each export on its first call (a component has no
+/// start hook); a panic while reporting one (out of memory again, say) aborts at once.
+fn report_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(alloc::boxed::Box::new(|info| {
+            static PANICKING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+            if !PANICKING.swap(true, core::sync::atomic::Ordering::Relaxed) {
+                report::log(report::Level::Error, &format!("engine panic (a bug, please report it): {info}"));
+            }
+        }))
+    });
 }
 
 impl wit::Guest for Component {
     fn export_meta() -> Result<String, types::Error> {
+        report_panics();
         let inst = read_database()?;
         Ok(meta::json::to_json(&inst))
     }
 
     fn plan_dump(meta: wit::MetaSource, options: wit::DumpOptions) -> Result<wit::DumpPlan, types::Error> {
+        report_panics();
         let inst = match meta {
             wit::MetaSource::Database => read_database()?,
             wit::MetaSource::Json(text) => meta::json::from_json(&text, "meta.json")?,
@@ -76,20 +82,24 @@ impl wit::Guest for Component {
     }
 
     fn invalidate_manifest() -> Result<(), types::Error> {
+        report_panics();
         Ok(manifest::invalidate_manifest(&Imports)?)
     }
 
     fn dump_segment(unit: wit::SegmentUnit, options: wit::DumpOptions) -> Result<wit::SegmentReport, types::Error> {
+        report_panics();
         Ok(dump::dump_segment(&Imports, &Imports, &unit.into(), &options.into())?.into())
     }
 
     fn dump_pack(units: Vec<wit::SegmentUnit>, output_dir: String, options: wit::DumpOptions) -> Result<wit::PackReport, types::Error> {
+        report_panics();
         let units: Vec<SegmentUnit> = units.into_iter().map(Into::into).collect();
         let (segments, files) = dump::dump_pack(&Imports, &Imports, &units, &output_dir, &options.into())?;
         Ok(wit::PackReport { segments: segments.into_iter().map(Into::into).collect(), files: files.into_iter().map(Into::into).collect() })
     }
 
     fn find_duplicates(units: Vec<wit::SegmentUnit>, options: wit::DumpOptions) -> Result<wit::DuplicateReport, types::Error> {
+        report_panics();
         let units: Vec<SegmentUnit> = units.into_iter().map(Into::into).collect();
         let r = duplicates::find_duplicates(&Imports, &Imports, &units, &DumpOptions::from(options))?;
         Ok(wit::DuplicateReport {
@@ -107,6 +117,7 @@ impl wit::Guest for Component {
         reports: Vec<wit::SegmentReport>,
         pack_files: Vec<Vec<wit::Written>>,
     ) -> Result<wit::Written, types::Error> {
+        report_panics();
         let reports: Vec<dump::SegmentReport> = reports.into_iter().map(Into::into).collect();
         let pack_files: Vec<Vec<io::Written>> = pack_files.into_iter().map(|f| f.into_iter().map(Into::into).collect()).collect();
         Ok(manifest::write_manifest(&Imports, &plan.into(), &options.into(), &reports, &pack_files)?.into())
@@ -119,6 +130,7 @@ impl wit::Guest for Component {
         pack_files: Vec<Option<Vec<wit::Written>>>,
         load_options: wit::LoadOptions,
     ) -> Result<wit::LoadPlan, types::Error> {
+        report_panics();
         let reports: Vec<Option<dump::SegmentReport>> = reports.into_iter().map(|r| r.map(Into::into)).collect();
         let pack_files: Vec<Option<Vec<io::Written>>> = pack_files.into_iter().map(|f| f.map(|f| f.into_iter().map(Into::into).collect())).collect();
         let plan = load::plan_early_load(&Imports, &plan.into(), &dump_options.into(), &reports, &pack_files, &load_options.into())?;
@@ -126,11 +138,13 @@ impl wit::Guest for Component {
     }
 
     fn plan_load(options: wit::LoadOptions) -> Result<wit::LoadPlan, types::Error> {
+        report_panics();
         let plan = load::plan_load(&Imports, &Imports, &options.into())?;
         Ok(plan.into())
     }
 
     fn cleanup_collection(collection: wit::CollectionLoad) -> Result<u32, types::Error> {
+        report_panics();
         Ok(load::cleanup_collection(&Imports, &Imports, &collection.into())?)
     }
 
@@ -139,6 +153,7 @@ impl wit::Guest for Component {
         dump_options: wit::DumpOptions,
         load_options: wit::LoadOptions,
     ) -> Result<wit::MigrationPlan, types::Error> {
+        report_panics();
         let inst = match meta {
             wit::MetaSource::Database => read_database()?,
             wit::MetaSource::Json(text) => meta::json::from_json(&text, "meta.json")?,
@@ -153,11 +168,13 @@ impl wit::Guest for Component {
     }
 
     fn load_collection(collection: wit::CollectionLoad) -> Result<wit::LoadReport, types::Error> {
+        report_panics();
         let r = load::load_collection(&Imports, &Imports, &Imports, &collection.into())?;
         Ok(wit::LoadReport { imported: r.imported, skipped: r.skipped, rows: r.rows, partition_rows: r.partition_rows })
     }
 
     fn reconcile_collection(collection: wit::CollectionLoad, o: wit::ReconcileOptions) -> Result<wit::ReconcileReport, types::Error> {
+        report_panics();
         let options = reconcile::Options { max_listed: o.max_listed, repair: o.repair, delete_extra: o.delete_extra, batch_rows: o.batch_rows };
         let r = reconcile::reconcile_collection(&Imports, &Imports, &Imports, &collection.into(), &options)?;
         let finding = |f: reconcile::Finding| wit::IdFinding { count: f.count, first: f.first };
@@ -182,6 +199,7 @@ impl wit::Guest for Component {
     }
 
     fn verify_collection(collection: wit::CollectionLoad) -> Result<wit::VerifyReport, types::Error> {
+        report_panics();
         let r = verify::verify_collection(&Imports, &Imports, &Imports, &collection.into())?;
         Ok(wit::VerifyReport {
             expected_rows: r.expected_rows,

@@ -2,16 +2,12 @@
 //!
 //! Pure modules (natively testable) do the work; [`adapter`] is the only place that knows WIT.
 //!
-//! `no_std` (with `alloc`): Rust's std on wasm32-wasip2 links WASI imports the world does not name
-//! (environment, exit, stdio, terminals, streams: panics print to stderr and read
-//! RUST_BACKTRACE). Without std the component imports exactly its world, and a panic is reported
-//! through `report.log` before the trap (see `adapter`).
-#![no_std]
+//! std, on wasm32-wasip2 too (the Parquet writer needs it). std links WASI imports the world
+//! does not name (environment, exit, stdio, terminals, streams, clocks, random), so every host
+//! links WASI with an empty context: nothing of the host's environment, files or network is
+//! visible. A panic is reported through `report.log` before the trap (see `adapter`).
 
 extern crate alloc;
-// Native builds (unit tests, the fuzz targets) have std; the component does not.
-#[cfg(not(target_arch = "wasm32"))]
-extern crate std;
 
 /// What std's prelude would give: the `alloc` types and macros every module uses.
 pub(crate) mod prelude {

@@ -154,7 +154,8 @@ impl Compiled {
         let engine = Engine::new(&cfg)?;
         let component = load_component(&engine)?;
         let mut linker = Linker::<HostState>::new(&engine);
-        // Nothing else: the component imports exactly its world (no WASI; see guest/src/lib.rs).
+        // The component's world, and the WASI std imports, with an empty context (state.rs).
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         bindings::meta_db::add_to_linker::<HostState, HasSelf<MetaDbState>>(&mut linker, |s| &mut s.meta)?;
         bindings::blob_store::add_to_linker::<HostState, HasSelf<BlobStoreState>>(&mut linker, |s| &mut s.blobs)?;
         bindings::report::add_to_linker::<HostState, HasSelf<ReportState>>(&mut linker, |s| &mut s.report)?;
@@ -264,6 +265,8 @@ impl Sandbox {
             blobs: BlobStoreState::new(caps.grants),
             milvus: MilvusState { conn: caps.milvus, fence: caps.fence },
             report: ReportState { unit: caps.unit, progress: caps.progress, warnings: caps.warnings, error: None },
+            wasi: wasmtime_wasi::WasiCtx::builder().build(),
+            table: wasmtime::component::ResourceTable::new(),
         };
         let mut store = Store::new(&self.compiled.engine, state);
         store.limiter(|s| &mut s.limits);

@@ -3,8 +3,8 @@
 //   node transpile.mjs engine.wasm GEN           sync glue (dump, plan: Node 20 and later)
 //   node transpile.mjs engine.wasm GEN --jspi    JSPI glue (load, verify: Node 24), where the
 //                                                milvus imports and the engine exports are async
-// `-I sync` (instantiation mode) is what gives one fresh instance per unit of work; the
-// component imports no WASI, so no preview2 shim is linked.
+// `-I sync` (instantiation mode) is what gives one fresh instance per unit of work; the WASI
+// that std links comes from lib/wasi.mjs (empty), not from the preview2 shim.
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 

@@ -1,8 +1,9 @@
-// The component's imports for one instance: its world, nothing else (the component imports no
-// WASI). jco's generated .d.ts names the interfaces with their version and its JS reads them
-// without it, so both keys are given.
+// The component's imports for one instance: its world, and the empty WASI that Rust's std
+// links (wasi.mjs). jco's generated .d.ts names the interfaces with their version and its JS
+// reads them without it, so both keys are given.
 import { blobStore } from './blob-store.mjs';
 import { wasmError } from './errors.mjs';
+import { wasi } from './wasi.mjs';
 
 const unsupported = (what) => () => {
   throw wasmError('unsupported', `${what}: this host passes meta.json and has no Milvus here`);
@@ -17,7 +18,7 @@ export function imports({ version, roots, tracker, report, milvus, faultAfterWri
     report,
     types: {},
   };
-  const all = {};
+  const all = { ...wasi };
   for (const [name, impl] of Object.entries(ifaces)) {
     all[`milvus:migration/${name}`] = impl;
     all[`milvus:migration/${name}@${version}`] = impl;
