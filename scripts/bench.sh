@@ -5,6 +5,8 @@
 #   BENCH_DIR  where the installation and outputs go (default /dev/shm/mm-bench: tmpfs, so disk
 #              noise does not swamp the comparison; set a disk path to measure the disk instead)
 #   GIB, DIM, DELETED_PCT, RUNS (default 3; the best run of each is reported)
+#   FORMAT=parquet  write rows.parquet file groups (migration.format) instead of npy; run it at two
+#              GIB values to see that peak RSS follows the row group, not the segment
 #   TARGET=s3  dump to an S3 bucket instead (the s3s-fs of scripts/s3.sh, on loopback), compared
 #              with a plain multipart upload of the same files through the same client (object_store)
 set -euo pipefail
@@ -52,6 +54,8 @@ source:
     tablesDir: $dir/src/db/tables
 target:
 $target_yaml
+migration:
+  format: ${FORMAT:-numpy}
 YAML
 now() { date +%s.%N; }
 best_cp=999999 best_dump=999999 rss=0 cpu=
@@ -70,8 +74,8 @@ done
 # CPU time (user + system) tells a busy machine from a slow dump: wall time needs free cores.
 cpu_min=$(echo $cpu | tr ' ' '\n' | sort -n | head -1)
 grep -E '^dumped' "$dir/dump.log"
-awk -v base="$base_name" -v b="$bytes" -v c="$best_cp" -v d="$best_dump" -v rss="$rss" -v gib="$gib" -v dim="$dim" -v pct="$pct" -v dir="$dir" -v cpu="$cpu_min" 'BEGIN {
-  printf "segment: %.2f GiB (%d bytes), dim %d, %s%% deleted, in %s\n", b/2^30, b, dim, pct, dir
+awk -v base="$base_name" -v b="$bytes" -v c="$best_cp" -v d="$best_dump" -v rss="$rss" -v gib="$gib" -v dim="$dim" -v pct="$pct" -v dir="$dir" -v cpu="$cpu_min" -v fmt="${FORMAT:-numpy}" 'BEGIN {
+  printf "segment: %.2f GiB (%d bytes), dim %d, %s%% deleted, in %s, format %s\n", b/2^30, b, dim, pct, dir, fmt
   printf "%s: %.3f s  %.2f GB/s\n", base, c, b/c/1e9
   printf "dump: %.3f s  %.2f GB/s (whole process: start, plan, convert, manifest)\n", d, b/d/1e9
   printf "ratio dump/%s: %.2f (target >= 0.8)\n", base, c/d

@@ -529,6 +529,10 @@ impl From<wit::DumpOptions> for DumpOptions {
             },
             keep_last: o.keep_last,
             pack: o.pack,
+            format: match o.format {
+                wit::FileFormat::Numpy => crate::plan::FileFormat::Numpy,
+                wit::FileFormat::Parquet => crate::plan::FileFormat::Parquet,
+            },
         }
     }
 }

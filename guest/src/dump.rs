@@ -13,8 +13,9 @@ use crate::error::{Error, Result};
 use crate::io::{read_exact, Level, Reader, Report, Role, Store, Writer, Written};
 use crate::meta::VectorKind;
 use crate::npy::{self, Dtype};
+use crate::parquet::ParquetGroup;
 use crate::paths;
-use crate::plan::{DumpOptions, SegmentUnit};
+use crate::plan::{DumpOptions, FileFormat, SegmentUnit};
 use crate::segment::deleted::{Expect, Layout};
 use crate::segment::{CountedFile, DeletedSet};
 
@@ -603,9 +604,31 @@ struct GroupWriter<'a, S: Store> {
     row_bytes: u64,
     part: u64,
     in_part: u64,
-    /// Vectors and ids of the current group.
-    out: (S::W, S::W),
+    /// The files of the current group.
+    out: Out<S::W>,
     files: Vec<Written>,
+}
+
+/// A file group's files as they are written: `<vector>.npy` and `<id>.npy`, or one
+/// `rows.parquet` (`migration.format: parquet`).
+enum Out<W: crate::io::Writer> {
+    Npy { vectors: W, ids: W },
+    Parquet(ParquetGroup<W>),
+}
+
+impl<W: crate::io::Writer> Out<W> {
+    /// Closes the group's files into `files`: vectors first, ids last, so that a reader that
+    /// finds id.npy knows its sibling is complete.
+    fn finish(self, files: &mut Vec<Written>) -> Result<()> {
+        match self {
+            Out::Npy { vectors, ids } => {
+                files.push(vectors.finish()?);
+                files.push(ids.finish()?);
+            }
+            Out::Parquet(p) => files.push(p.finish()?),
+        }
+        Ok(())
+    }
 }
 
 impl<'a, S: Store> GroupWriter<'a, S> {
@@ -615,8 +638,13 @@ impl<'a, S: Store> GroupWriter<'a, S> {
         Ok(GroupWriter { store, groups, opts, vector: unit.vector, dim: unit.dim, row_bytes, part: 0, in_part: 0, out, files: vec![] })
     }
 
-    fn open(store: &S, groups: &FileGroups, k: u64, vector: VectorKind, dim: u32, row_bytes: u64, opts: &DumpOptions) -> Result<(S::W, S::W)> {
+    fn open(store: &S, groups: &FileGroups, k: u64, vector: VectorKind, dim: u32, row_bytes: u64, opts: &DumpOptions) -> Result<Out<S::W>> {
         let (dir, n) = (groups.dir(k), groups.rows(k));
+        if opts.format == FileFormat::Parquet {
+            let path = format!("{dir}/{}", crate::parquet::FILE_NAME);
+            let out = store.create(Role::Target, &path)?;
+            return Ok(Out::Parquet(ParquetGroup::new(out, &path, &opts.id_field, &opts.vector_field, vector, dim)?));
+        }
         let vec_out = store.create(Role::Target, &paths::npy_file(&dir, &opts.vector_field))?;
         let id_out = store.create(Role::Target, &paths::npy_file(&dir, &opts.id_field))?;
         let header = match vector {
@@ -625,7 +653,7 @@ impl<'a, S: Store> GroupWriter<'a, S> {
         };
         vec_out.write(&header)?;
         id_out.write(&npy::header(Dtype::I8, &[n]))?;
-        Ok((vec_out, id_out))
+        Ok(Out::Npy { vectors: vec_out, ids: id_out })
     }
 
     /// Room left in the current group.
@@ -638,10 +666,7 @@ impl<'a, S: Store> GroupWriter<'a, S> {
         self.in_part += n;
         if self.in_part == self.groups.rows(self.part) && self.part + 1 < self.groups.count {
             let next = Self::open(self.store, &self.groups, self.part + 1, self.vector, self.dim, self.row_bytes, self.opts)?;
-            // Vectors first, ids last: a reader that finds id.npy knows its sibling is complete.
-            let (v, i) = core::mem::replace(&mut self.out, next);
-            self.files.push(v.finish()?);
-            self.files.push(i.finish()?);
+            core::mem::replace(&mut self.out, next).finish(&mut self.files)?;
             (self.part, self.in_part) = (self.part + 1, 0);
         }
         Ok(())
@@ -659,9 +684,9 @@ impl<'a, S: Store> GroupWriter<'a, S> {
             let n = chunk_rows.min(rows - row);
             let mut ids = read_exact(&uid.reader, (n * ID_BYTES) as usize, &uid.path, 8 + row * ID_BYTES)?;
             let runs = live_runs(gone, row, row + n);
-            // Few long runs: the host copies (and checks) the vector bytes itself. Many short
-            // ones: they pass through here, checked and compacted, in one write per chunk.
-            let direct = runs.len() <= MAX_DIRECT_RUNS;
+            // Few long runs into npy: the host copies (and checks) the vector bytes itself. Many
+            // short ones, or Parquet: they pass through here, checked and compacted.
+            let direct = runs.len() <= MAX_DIRECT_RUNS && matches!(self.out, Out::Npy { .. });
             let mut vecs = Vec::new();
             if !direct {
                 rv.reader.seek(8 + row * row_bytes)?;
@@ -671,11 +696,12 @@ impl<'a, S: Store> GroupWriter<'a, S> {
                         return Ok(Err(bad));
                     }
                 }
-                if runs.len() != 1 {
+            }
+            // One run that is not the whole chunk (its first rows deleted) needs compacting too.
+            if runs.len() != 1 || runs[0] != (row, row + n) {
+                if !direct {
                     compact(&mut vecs, row_bytes as usize, n as usize, row, gone);
                 }
-            }
-            if runs.len() != 1 || runs[0] != (row, row + n) {
                 compact(&mut ids, ID_BYTES as usize, n as usize, row, gone);
             }
             let mut off = 0u64; // live rows of this chunk done
@@ -683,15 +709,21 @@ impl<'a, S: Store> GroupWriter<'a, S> {
                 let mut s = start;
                 while s < end {
                     let take = (end - s).min(self.room());
-                    if direct {
-                        if let Some(at) = self.store.append(&self.out.0, &rv.reader, 8 + s * row_bytes, take * row_bytes, check)? {
-                            let r = (at - 8) / row_bytes;
-                            return Ok(Err(BadRow { row: r, value: ((at - 8 - r * row_bytes) / 4) as usize }));
+                    let id_bytes = &ids[(off * ID_BYTES) as usize..((off + take) * ID_BYTES) as usize];
+                    match &mut self.out {
+                        Out::Npy { vectors, ids: id_out } => {
+                            if direct {
+                                if let Some(at) = self.store.append(vectors, &rv.reader, 8 + s * row_bytes, take * row_bytes, check)? {
+                                    let r = (at - 8) / row_bytes;
+                                    return Ok(Err(BadRow { row: r, value: ((at - 8 - r * row_bytes) / 4) as usize }));
+                                }
+                            } else {
+                                vectors.write(&vecs[(off * row_bytes) as usize..((off + take) * row_bytes) as usize])?;
+                            }
+                            id_out.write(id_bytes)?;
                         }
-                    } else {
-                        self.out.0.write(&vecs[(off * row_bytes) as usize..((off + take) * row_bytes) as usize])?;
+                        Out::Parquet(p) => p.push(id_bytes, &vecs[(off * row_bytes) as usize..((off + take) * row_bytes) as usize])?,
                     }
-                    self.out.1.write(&ids[(off * ID_BYTES) as usize..((off + take) * ID_BYTES) as usize])?;
                     (s, off) = (s + take, off + take);
                     self.advance(take)?;
                 }
@@ -704,8 +736,7 @@ impl<'a, S: Store> GroupWriter<'a, S> {
 
     fn finish(mut self) -> Result<Vec<Written>> {
         debug_assert_eq!((self.part + 1, self.in_part), (self.groups.count, self.groups.rows(self.part)));
-        self.files.push(self.out.0.finish()?);
-        self.files.push(self.out.1.finish()?);
+        self.out.finish(&mut self.files)?;
         Ok(self.files)
     }
 

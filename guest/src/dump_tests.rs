@@ -314,3 +314,34 @@ fn older_copies_of_repeated_ids_are_left_out_and_counted_apart() {
     let text = String::from_utf8(store.get(Role::Target, "_rejects/c/_default/s.jsonl").unwrap()).unwrap();
     assert!(text.contains(r#""id":1004"#) && text.contains("keep-last"), "{text}");
 }
+
+/// `format: parquet`: one rows.parquet per group, holding exactly the live rows (deletions
+/// and bad rows dropped, on the pass-through path the rows always take), split like npy.
+#[test]
+fn parquet_groups_hold_the_live_rows_of_their_part() {
+    let store = MemStore::default();
+    segment(&store, 10, &[7, 2]);
+    let opts = DumpOptions { read_chunk: 16, max_group_bytes: 48, format: crate::plan::FileFormat::Parquet, ..Default::default() };
+    let r = dump_segment(&store, &MemReport::default(), &unit(8), &opts).unwrap();
+    let paths: Vec<_> = r.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["c/_default/s/part-0000/rows.parquet", "c/_default/s/part-0001/rows.parquet", "c/_default/s/part-0002/rows.parquet"]);
+    let (mut ids, mut vecs) = (vec![], vec![]);
+    for f in &r.files {
+        let bytes = store.get(Role::Target, &f.path).unwrap();
+        assert_eq!((f.bytes, f.crc32c), (bytes.len() as u64, crate::io::memory::crc32c(&bytes)));
+        let (i, v, _) = crate::parquet::tests::read(bytes);
+        ids.extend(i);
+        vecs.extend(v);
+    }
+    assert_eq!(ids, [1000, 1001, 1003, 1004, 1005, 1006, 1008, 1009]);
+    let want: Vec<u8> = [0, 1, 3, 4, 5, 6, 8, 9].iter().flat_map(|&i| [i as f32, -(i as f32)]).flat_map(f32::to_le_bytes).collect();
+    assert_eq!(vecs, want);
+
+    let store = MemStore::default();
+    poisoned(&store);
+    let opts = DumpOptions { bad_data: Policy::Skip, format: crate::plan::FileFormat::Parquet, ..Default::default() };
+    let r = dump_segment(&store, &MemReport::default(), &unit(9), &opts).unwrap();
+    assert_eq!((r.rows_out, r.dropped_rows.clone()), (7, vec![3, 7]));
+    let (ids, _, _) = crate::parquet::tests::read(store.get(Role::Target, "c/_default/s/rows.parquet").unwrap());
+    assert_eq!(ids, [1000, 1001, 1002, 1004, 1006, 1008, 1009]);
+}

@@ -90,6 +90,13 @@ pub fn batch_rows(batch_bytes: u64, width: u64) -> u64 {
 
 /// The path of a group's npy file of `field`.
 pub(crate) fn group_file(g: &FileGroup, field: &str) -> Result<String> {
+    if g.files.iter().any(|f| f.ends_with(".parquet")) {
+        return Err(Error::Unsupported(format!(
+            "{}: the dump is Parquet (migration.format: parquet); loadMode: insert, verify --full and repair read numpy \
+             dumps for now: dump again with migration.format: numpy, or load with loadMode: import",
+            g.dir
+        )));
+    }
     let suffix = format!("/{field}.npy");
     g.files.iter().find(|f| f.ends_with(&suffix)).cloned().ok_or_else(|| Error::invalid(g.dir.as_str(), None, format!("no {field}.npy in the group")))
 }

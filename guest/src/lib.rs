@@ -34,6 +34,7 @@ pub mod manifest;
 pub mod meta;
 pub mod names;
 pub mod npy;
+pub mod parquet;
 pub mod paths;
 pub mod plan;
 pub mod preflight;

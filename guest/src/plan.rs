@@ -20,11 +20,23 @@ pub struct DumpOptions {
     pub keep_last: bool,
     /// Write the live rows of small segments of a partition into shared file groups.
     pub pack: bool,
+    /// How each file group is written (`migration.format`).
+    pub format: FileFormat,
+}
+
+/// `migration.format`: the files of a file group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FileFormat {
+    /// `<vector>.npy` and `<id>.npy`.
+    #[default]
+    Numpy,
+    /// One `rows.parquet` (Milvus 2.3.4 and later import it).
+    Parquet,
 }
 
 impl Default for DumpOptions {
     fn default() -> Self {
-        DumpOptions { collections: vec![], id_field: "id".into(), vector_field: "data".into(), read_chunk: 1 << 20, max_group_bytes: 0, bad_data: Default::default(), keep_last: false, pack: true }
+        DumpOptions { collections: vec![], id_field: "id".into(), vector_field: "data".into(), read_chunk: 1 << 20, max_group_bytes: 0, bad_data: Default::default(), keep_last: false, pack: true, format: FileFormat::Numpy }
     }
 }
 

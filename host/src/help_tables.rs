@@ -91,6 +91,12 @@ const OWN_KEYS: &[Row] = &[
         "largest npy payload per import (default 4096); larger segments are split into part-NNNN groups",
     ),
     Row(
+        "migration.format",
+        "numpy (default) | parquet: each file group as <vectorField>.npy + <idField>.npy, or as one \
+         rows.parquet (int64 ids, list<float32> or list<uint8> vectors, ~32 MiB row groups; Milvus \
+         2.3.4+ imports it; with loadMode: import only)",
+    ),
+    Row(
         "migration.packSegments",
         "true (default) | false: segments under half a group are packed, per partition, into shared \
          groups (pack-<first>-<last>), so the number of imports follows the bytes, not the segment count",

@@ -536,6 +536,7 @@ mod tests {
             bad_data: engine::BadData::Fail,
             keep_last: false,
             pack: true,
+            format: engine::FileFormat::Numpy,
         };
         let r = sandbox.write_manifest(Caps { unit: "manifest".into(), ..Default::default() }, &plan, &opts, &[], &[vec![]]).await;
         let Err(UnitError::Trap(msg)) = r else { panic!("expected a trap, got {r:?}") };

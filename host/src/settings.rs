@@ -219,6 +219,7 @@ struct Ours {
     bad_data: Option<String>,
     duplicate_ids: Option<String>,
     load_mode: Option<String>,
+    format: Option<String>,
     #[serde(rename = "insertBatchMiB")]
     insert_batch_mib: Option<u64>,
 }
@@ -500,6 +501,17 @@ impl Job {
                 LoadMode::Import
             }
         };
+        let format = match f.migration.format.as_deref().unwrap_or("numpy") {
+            "numpy" => FileFormat::Numpy,
+            "parquet" => FileFormat::Parquet,
+            m => {
+                problems.push(format!("migration.format {m:?} is not one of numpy, parquet"));
+                FileFormat::Numpy
+            }
+        };
+        if format == FileFormat::Parquet && load_mode != LoadMode::Import {
+            problems.push("migration.format: parquet works with migration.loadMode: import only (insert reads numpy dumps)".into());
+        }
         let delete_staged = match f.migration.cleanup.as_deref().unwrap_or("keep") {
             "keep" => false,
             "delete" => true,
@@ -574,6 +586,7 @@ impl Job {
             max_group_bytes: f.migration.max_group_mib.unwrap_or(DEFAULT_MAX_GROUP_MIB) << 20,
             pack_segments: f.migration.pack_segments.unwrap_or(true),
             load_mode,
+            format,
             bad_data,
             keep_last,
             collection: target_collections,

@@ -13,7 +13,7 @@ import { Engine, UnitError } from './lib/units.mjs';
 
 const usage = `usage: node dump.mjs --gen GEN --meta META_JSON --tables TABLES_DIR --out OUTPUT_DIR
   [--bad-data fail|skip|reject] [--duplicate-ids keep-all|keep-last] [--max-group-mib N]
-  [--no-pack] [--read-chunk-kb N] [--workers N] [--unit-timeout-ms N] [--verbose]
+  [--no-pack] [--format numpy|parquet] [--read-chunk-kb N] [--workers N] [--unit-timeout-ms N] [--verbose]
   [--fault-after-writes N (a test hook: the host fails after N writes, trapping the unit)]
 Options mean what the migration.yaml keys of the same names mean (migration.badData, ...).`;
 
@@ -30,6 +30,7 @@ function options() {
         'duplicate-ids': { type: 'string', default: 'keep-all' },
         'max-group-mib': { type: 'string', default: '4096' },
         'no-pack': { type: 'boolean', default: false },
+        format: { type: 'string', default: 'numpy' },
         'read-chunk-kb': { type: 'string', default: '1024' },
         workers: { type: 'string', default: '2' },
         'unit-timeout-ms': { type: 'string', default: '0' },
@@ -82,6 +83,7 @@ const opts = {
   badData: a['bad-data'],
   keepLast: a['duplicate-ids'] === 'keep-last',
   pack: !a['no-pack'],
+  format: a.format,
 };
 const started = performance.now();
 

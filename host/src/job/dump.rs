@@ -15,7 +15,7 @@ use crate::exit::Failure;
 use crate::progress::Progress;
 use crate::run_report::Recorder;
 use crate::sandbox::{Caps, Limits, Sandbox};
-use crate::job::model::{BadData, MetaSpec, Job, StoreSpec};
+use crate::job::model::{BadData, FileFormat, MetaSpec, Job, StoreSpec};
 
 pub async fn grants(s: &Job) -> anyhow::Result<Grants> {
     Ok(Grants { source: Some(stores::grant(&s.source, false).await?), target: Some(stores::grant(&s.target, true).await?) })
@@ -58,6 +58,10 @@ pub fn dump_options(s: &Job) -> engine::DumpOptions {
         },
         keep_last: s.keep_last,
         pack: s.pack_segments,
+        format: match s.format {
+            FileFormat::Numpy => engine::FileFormat::Numpy,
+            FileFormat::Parquet => engine::FileFormat::Parquet,
+        },
     }
 }
 

@@ -53,6 +53,15 @@ pub enum LoadMode {
     Insert { batch_bytes: u64 },
 }
 
+/// `migration.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// `<vector>.npy` and `<id>.npy` per file group.
+    Numpy,
+    /// One `rows.parquet` per file group (Milvus 2.3.4 and later).
+    Parquet,
+}
+
 /// `migration.onExists`: what to do with a target collection that already exists.
 /// `migration.badData`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +110,8 @@ pub struct Job {
     pub pack_segments: bool,
     /// `migration.loadMode` (and `insertBatchMiB`): how rows reach Milvus.
     pub load_mode: LoadMode,
+    /// `migration.format`: how the dump writes each file group.
+    pub format: FileFormat,
     /// `migration.badData`: fail, skip or reject rows 2.x would refuse or that cannot be paired.
     pub bad_data: BadData,
     /// `migration.duplicateIds: keep-last`: only the newest copy of a repeated primary key.

@@ -1,5 +1,5 @@
 // The WASI that Rust's std links into the component (stdio for panic output, environment,
-// exit), empty like the native host's context: no environment or arguments, no terminal, input
+// exit) and a hash seed, empty like the native host's context: no environment or arguments, no terminal, input
 // at its end, output discarded (the engine reports through `report`), and `exit` throws instead
 // of ending the embedding process. Written here rather than taken from
 // @bytecodealliance/preview2-shim, which would show the guest this process' environment and
@@ -58,4 +58,6 @@ export const wasi = {
   'wasi:io/error': { Error: IoError },
   'wasi:io/poll': { Pollable, poll: (list) => new Uint32Array(list.map((_, i) => i)) },
   'wasi:io/streams': { InputStream, OutputStream },
+  // The seed of the engine's hash maps (the Parquet writer's): not a secret, any value will do.
+  'wasi:random/insecure-seed': { insecureSeed: () => [0x9e3779b97f4a7c15n, 0xbf58476d1ce4e5b9n] },
 };
