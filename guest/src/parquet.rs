@@ -9,8 +9,8 @@ use crate::prelude::*;
 use alloc::sync::Arc;
 use core::cell::RefCell;
 
-use arrow_array::types::{Float32Type, UInt8Type};
-use arrow_array::{ArrayRef, Int64Array, ListArray, RecordBatch};
+use arrow_array::{ArrayRef, Float32Array, Int64Array, ListArray, RecordBatch, UInt8Array};
+use arrow_buffer::OffsetBuffer;
 use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
@@ -92,16 +92,16 @@ impl<W: Writer> ParquetGroup<W> {
             return Ok(());
         }
         let keys = Int64Array::from_iter_values(ids.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes"))));
-        let lists: ArrayRef = match self.vector {
+        // Built from whole buffers (not row by row): offsets every `width` items, no nulls.
+        let (item, values, width): (DataType, ArrayRef, usize) = match self.vector {
             VectorKind::Float => {
-                let rows = vectors.chunks_exact(self.row_bytes).map(|row| Some(row.chunks_exact(4).map(|b| Some(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))).collect::<Vec<_>>()));
-                Arc::new(non_null_items(ListArray::from_iter_primitive::<Float32Type, _, _>(rows), DataType::Float32))
+                let floats: Vec<f32> = vectors.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+                (DataType::Float32, Arc::new(Float32Array::from(floats)), self.row_bytes / 4)
             }
-            VectorKind::Binary => {
-                let rows = vectors.chunks_exact(self.row_bytes).map(|row| Some(row.iter().map(|b| Some(*b)).collect::<Vec<_>>()));
-                Arc::new(non_null_items(ListArray::from_iter_primitive::<UInt8Type, _, _>(rows), DataType::UInt8))
-            }
+            VectorKind::Binary => (DataType::UInt8, Arc::new(UInt8Array::from(vectors.to_vec())), self.row_bytes),
         };
+        let offsets = OffsetBuffer::from_lengths(core::iter::repeat_n(width, n));
+        let lists: ArrayRef = Arc::new(ListArray::new(Arc::new(Field::new("item", item, false)), offsets, values, None));
         let batch = RecordBatch::try_new(self.schema.clone(), vec![Arc::new(keys), lists]).map_err(|e| Error::Other(format!("{}: {e}", self.path)))?;
         let r = self.writer.write(&batch);
         self.fail(r)
@@ -126,19 +126,13 @@ impl<W: Writer> ParquetGroup<W> {
     }
 }
 
-/// `ListArray::from_iter_primitive` makes a nullable item field; Milvus and the schema want
-/// `item` not null (there are no nulls), so the array is rebuilt with that field.
-fn non_null_items(list: ListArray, item: DataType) -> ListArray {
-    let (_, offsets, values, nulls) = list.into_parts();
-    ListArray::new(Arc::new(Field::new("item", item, false)), offsets, values, nulls)
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::io::memory::{MemStore, MemWriter};
     use crate::io::{Role, Store};
     use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float32Type, UInt8Type};
     use arrow_array::Array;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::file::reader::{FileReader, SerializedFileReader};

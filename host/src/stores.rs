@@ -83,7 +83,7 @@ pub fn local_grant(dir: &std::path::Path, create: bool, what: &str) -> anyhow::R
         bail!("{what} {} does not exist or is not a directory", dir.display());
     }
     let store = LocalFileSystem::new_with_prefix(dir).with_context(|| format!("cannot open {what} {}", dir.display()))?;
-    Ok(Grant { store: Arc::new(store), display: dir.display().to_string() })
+    Ok(Grant { store: Arc::new(store), display: dir.display().to_string(), atomic_create: true })
 }
 
 fn endpoint_url(r: &RemoteStore) -> Option<String> {
@@ -286,7 +286,7 @@ pub async fn remote_grant(r: &RemoteStore) -> anyhow::Result<Grant> {
     }
     let rooted: Arc<dyn ObjectStore> =
         if r.prefix.is_empty() { store } else { Arc::new(PrefixStore::new(store, ObjectPath::from(r.prefix.as_str()))) };
-    Ok(Grant { store: rooted, display: r.display() })
+    Ok(Grant { store: rooted, display: r.display(), atomic_create: false })
 }
 
 /// The store a setting names; `target` stores are created when local and missing.

@@ -226,7 +226,7 @@ async fn a_segment_larger_than_the_group_limit_is_split_and_counts_match() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("1 partition(s) 3 file group(s) 9997 rows"), "{}", text(&o));
     assert!(out.contains("verified: every collection and partition matches the source"), "{}", text(&o));
-    assert!(out.contains("deleted 6 staged npy file(s)"), "{}", text(&o));
+    assert!(out.contains("deleted 6 staged file(s)"), "{}", text(&o));
     pymilvus_check(&env, &name, &[]);
     // The staged npy files are gone, the manifest and journal stay: a re-run imports nothing.
     let npy = std::process::Command::new("find").arg(env.dir.join("out")).args(["-name", "*.npy"]).output().unwrap();

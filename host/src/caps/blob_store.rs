@@ -35,6 +35,9 @@ pub struct Grant {
     pub store: Arc<dyn ObjectStore>,
     /// Where the root is, for the user (a local path or a bucket URL). Never sent to the guest.
     pub display: String,
+    /// Whether a create-only write (`PutMode::Create`) is atomic for certain: a local directory
+    /// (link(2)). An S3-compatible server may check and then write (see lease.rs).
+    pub atomic_create: bool,
 }
 
 /// The stores a unit of work may use.

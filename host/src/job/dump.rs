@@ -219,7 +219,7 @@ async fn dump_all(s: &Job, rec: &Recorder, wait_for_others: bool, early: &overla
     });
 
     let target = grants.target.as_ref().expect("dump grants a target");
-    let work = s.share.map(|_| Work::new(target.store.clone(), &target.display, "dump", plan_hash(&plan, &opts)));
+    let work = s.share.map(|_| Work::new(&target, "dump", plan_hash(&plan, &opts)));
     let run_err = |e: anyhow::Error| Failure::Run(e);
     if let (Some(work), Some(share)) = (&work, s.share) {
         if work.finalized().await? {
@@ -524,7 +524,7 @@ async fn finish(
     let dropped: usize = reports.iter().map(|r| r.dropped_rows.len()).sum();
     let dropped = if dropped > 0 { format!(", {dropped} bad rows dropped (migration.badData)") } else { String::new() };
     println!(
-        "dumped {rows} rows ({deleted} deleted rows left out{dropped}) from {} segment(s){} into {files} npy file(s) in {:.2}s, {:.1} MB/s",
+        "dumped {rows} rows ({deleted} deleted rows left out{dropped}) from {} segment(s){} into {files} file(s) in {:.2}s, {:.1} MB/s",
         reports.len(),
         if plan.packs.is_empty() {
             String::new()

@@ -112,7 +112,7 @@ async fn load_share(s: &Job, share: Share, verify_after: bool, rec: &Recorder) -
             text.push_str(&format!("{}|{}\n", c.name, g.files.join(",")));
         }
     }
-    let work = Work::new(target.store.clone(), &target.display, "load", workers::fnv1a(&text));
+    let work = Work::new(&target, "load", workers::fnv1a(&text));
     if work.finalized().await? {
         println!("{}: this load is complete already (finalized by a worker of the same plan)", share.name());
         return Ok(());
@@ -221,7 +221,7 @@ async fn load_all(s: &Job, verify_after: bool, rec: &Recorder) -> Result<(), Fai
                     .cleanup_collection(Caps { unit: format!("cleanup {}", c.name), ..caps.clone() }, c)
                     .await
                     .map_err(|e| Failure::Run(anyhow::anyhow!("cleanup of {} failed: {e}", c.name)))?;
-                println!("  {:<24} deleted {n} staged npy file(s) (migration.cleanup: delete)", c.name);
+                println!("  {:<24} deleted {n} staged file(s) (migration.cleanup: delete)", c.name);
             }
         }
         Ok(())

@@ -30,7 +30,7 @@ where
     if s.cancel.is_cancelled() {
         return Err(Failure::Run(anyhow::anyhow!("cancelled before {command}")));
     }
-    let lease = Lease::acquire(target.store.clone(), &target.display, &dir, command, s.lease_ttl, s.wait_for_lease).await.map_err(Failure::Run)?;
+    let lease = Lease::acquire(&target, &dir, command, s.lease_ttl, s.wait_for_lease).await.map_err(Failure::Run)?;
     // Cancelled: the phase stops where it stands (what it staged is atomic, the import journal
     // resolves what was in flight on the next run), and the lease is released all the same.
     // Taken over (this run was silent for longer than the ttl): it stops, and the fence has

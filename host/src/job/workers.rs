@@ -26,6 +26,7 @@ use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
 use serde_json::{json, Value};
 
 use crate::bindings::{blob_store, engine};
+use crate::caps::blob_store::Grant;
 use crate::exit::Failure;
 use crate::lease::{Attempt, Lease};
 
@@ -78,6 +79,7 @@ pub fn fnv1a(text: &str) -> u64 {
 
 /// The progress records of one phase of one plan.
 pub struct Work {
+    target: Grant,
     store: Arc<dyn ObjectStore>,
     dir: String,
     /// Names the store in messages.
@@ -85,8 +87,9 @@ pub struct Work {
 }
 
 impl Work {
-    pub fn new(store: Arc<dyn ObjectStore>, place: &str, phase: &str, plan_hash: u64) -> Self {
-        Work { store, dir: format!("_work/{phase}-{plan_hash:016x}"), place: place.into() }
+    pub fn new(target: &Grant, phase: &str, plan_hash: u64) -> Self {
+        let (store, place) = (target.store.clone(), target.display.clone());
+        Work { target: target.clone(), store, dir: format!("_work/{phase}-{plan_hash:016x}"), place }
     }
 
     fn path(&self, name: &str) -> Path {
@@ -120,7 +123,7 @@ impl Work {
         F: std::future::Future<Output = Result<(), Failure>>,
     {
         let dir = format!("{}/finalize", self.dir);
-        let lease = match Lease::try_acquire(self.store.clone(), &self.place, &dir, "finalize", ttl).await.map_err(Failure::Run)? {
+        let lease = match Lease::try_acquire(&self.target, &dir, "finalize", ttl).await.map_err(Failure::Run)? {
             Attempt::Taken(lease) => lease,
             Attempt::Held(..) => return Ok(Finalized::ByAnother),
         };
@@ -246,7 +249,7 @@ mod tests {
     async fn records_are_created_once() {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn ObjectStore> = Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
-        let work = Work::new(store, "out", "dump", fnv1a("plan"));
+        let work = Work::new(&Grant { store, display: "out".into(), atomic_create: true }, "dump", fnv1a("plan"));
         assert!(work.get("started.json").await.unwrap().is_none());
         assert!(work.create("started.json", &json!({"by": 1})).await.unwrap());
         assert!(!work.create("started.json", &json!({"by": 2})).await.unwrap());
