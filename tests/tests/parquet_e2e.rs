@@ -1,13 +1,14 @@
 //! `migration.format: parquet` against the real Milvus 2.3.5: the dump writes one rows.parquet
 //! per file group; pyarrow reads every file back and finds exactly the generator's live rows
 //! (ids and vector bytes, float and binary, deletions dropped); Milvus imports them and
-//! `verify` passes; pymilvus finds every live id exactly once.
+//! `verify` passes; pymilvus finds every live id exactly once. A dump killed after its first
+//! published file resumes, and `cleanup: delete` removes the staged Parquet files.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mm_tests::milvus_env::{cmd, pymilvus_check_with, setup, unique};
+use mm_tests::milvus_env::{cmd, pymilvus_check_with, setup, spawn, unique};
 use mm_tests::tool::{python, repo_root, text};
 use mm_tests::{CollectionSpec, PartitionSpec, SegmentSpec, Spec};
 
@@ -54,7 +55,10 @@ fn files(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
 #[tokio::test]
 async fn a_parquet_dump_reads_back_in_pyarrow_and_imports_into_milvus_exactly() {
     let (float, binary) = (unique("pq_float"), unique("pq_bin"));
-    let env = setup(&spec(&float, &binary), "migration:\n  format: parquet\n").await;
+    let env = setup(&spec(&float, &binary), "migration:\n  format: parquet\n  packSegments: false\n").await;
+    // Killed (SIGKILL) right after its first published file, then run again: it resumes.
+    let o = spawn(&env, &["dump"], Some("file-published:1")).wait_with_output().unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
     let o = cmd(&env, &["dump"]);
     assert!(o.status.success(), "{}", text(&o));
 
@@ -98,9 +102,18 @@ async fn a_parquet_dump_reads_back_in_pyarrow_and_imports_into_milvus_exactly() 
         }
     }
 
+    // Verified, then the staged files go (migration.cleanup: delete); the manifest stays.
+    let yaml = std::fs::read_to_string(&env.config).unwrap() + "  cleanup: delete\n";
+    std::fs::write(&env.config, yaml).unwrap();
     let o = cmd(&env, &["load"]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("verified"), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("verified"), "{}", text(&o));
+    assert!(stdout.contains(&format!("deleted {} staged file(s)", parquet.iter().filter(|p| p.to_string_lossy().contains(&format!("/{float}/"))).count())), "{}", text(&o));
+    let mut left = vec![];
+    files(&out, "parquet", &mut left);
+    assert!(left.is_empty(), "{left:?}");
+    assert!(out.join("manifest.json").exists());
     for c in &env.expected.collections {
         let ids: Vec<i64> = c.partitions.iter().flat_map(|p| &p.segments).flat_map(|s| s.ids.clone()).collect();
         pymilvus_check_with(&env, &c.name, &[("p", "p")], serde_json::json!({"exact_ids": ids}));
