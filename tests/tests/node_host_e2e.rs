@@ -130,6 +130,9 @@ async fn the_node_host_dumps_the_sample_byte_identical_to_the_native_host() {
     assert!(out.contains("manifest: ") && out.contains("new instance "), "{out}");
     // Packing off, and a small group size that splits the large segment: still the same bytes.
     both_dump_the_same(&env, "migration:\n  packSegments: false\n  maxGroupMiB: 1\n", &["--no-pack", "--max-group-mib", "1"]);
+    // Parquet (the engine's writer, through the empty WASI of lib/wasi.mjs): the same bytes too.
+    both_dump_the_same(&env, "migration:\n  format: parquet\n  maxGroupMiB: 1\n", &["--format", "parquet", "--max-group-mib", "1"]);
+    assert!(tree(&env.dir.join("node-out")).keys().any(|k| k.ends_with("/rows.parquet")));
 }
 
 #[tokio::test]
