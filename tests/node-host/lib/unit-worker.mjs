@@ -46,12 +46,15 @@ parentPort.on('message', ({ id, call, args, unit }) => {
   const root = instantiate((name) => modules[name], imp);
   const instantiateMs = performance.now() - t0;
   tell({ started: true }); // the wall-clock limit counts from here
+  const started = performance.now();
   try {
-    tell({ done: { value: root.engine[call](...args), instantiateMs } });
+    const value = root.engine[call](...args);
+    tell({ done: { value, instantiateMs, ranMs: performance.now() - started } });
   } catch (e) {
     // An engine error comes with its WIT payload; anything else is a trap (a bug, or an import
     // that threw something other than a WIT error), after which jco drops nothing.
-    tell({ done: e && e.payload ? { error: e.payload, instantiateMs } : { trap: `${e}${said ? `; it said: ${said}` : ''}`, instantiateMs } });
+    const ranMs = performance.now() - started;
+    tell({ done: e && e.payload ? { error: e.payload, instantiateMs, ranMs } : { trap: `${e}${said ? `; it said: ${said}` : ''}`, instantiateMs, ranMs } });
   } finally {
     for (const r of [...live]) (r.abort ?? r.close).call(r);
   }

@@ -95,7 +95,11 @@ export class Engine {
       const d = m.done;
       this.instantiateMs.push(d.instantiateMs);
       this.#end(w, (job) => {
-        if ('value' in d) job.resolve(d.value);
+        // An answer that came after the limit fails too: the main thread may take 'started' and
+        // 'done' in one turn (busy, or a fast unit), before the timer could fire.
+        if (job.limited && this.timeoutMs && d.ranMs > this.timeoutMs) {
+          job.reject(new UnitError(job.unit, `stopped: still running after ${this.timeoutMs} ms (wall-clock limit)`));
+        } else if ('value' in d) job.resolve(d.value);
         else if (d.error) job.reject(new UnitError(job.unit, describe(d.error), d.error));
         else job.reject(new UnitError(job.unit, `the migration engine stopped (a bug; please report it): ${d.trap}`));
       });
