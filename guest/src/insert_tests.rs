@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::io::memory::MemReport;
 use crate::io::Role;
 use crate::load::{load_collection, plan_load, LoadMode, LoadOptions};
-use crate::load_tests::{dumped, journal_of, opts, FakeMilvus};
+use crate::load_tests::{dumped, dumped_parquet, journal_of, opts, FakeMilvus};
 use crate::verify::verify_collection;
 
 fn insert_opts(batch_bytes: u64) -> LoadOptions {
@@ -153,4 +153,24 @@ fn a_file_changed_after_the_manifest_is_never_sent() {
     let e = load_collection(&store, &milvus, &MemReport::default(), &plan.collections[0]).unwrap_err().to_string();
     assert!(e.contains(&path) && e.contains("the file changed after the manifest was written"), "{e}");
     assert_eq!(milvus.inserted.get(), 0);
+}
+
+/// A Parquet dump (`migration.format: parquet`) is inserted the same way: batches cut across
+/// its row groups, a lost reply re-sent with Upsert, every row once.
+#[test]
+fn a_parquet_dump_is_inserted_once_through_a_lost_reply() {
+    let store = dumped_parquet();
+    let milvus = FakeMilvus::on(&store);
+    let plan = plan_load(&store, &milvus, &insert_opts(36)).unwrap();
+    let c = &plan.collections[0];
+    *milvus.lose_reply.borrow_mut() = Some(Error::Unavailable("connection reset".into()));
+    assert!(load_collection(&store, &milvus, &MemReport::default(), c).is_err());
+    assert_eq!(stored(&milvus)[0].1, vec![100, 102]);
+    let r = load_collection(&store, &milvus, &MemReport::default(), c).unwrap();
+    assert_eq!((r.imported, r.rows, milvus.upserts.get()), (2, 7, 1));
+    assert_eq!(stored(&milvus), expected(), "every row once");
+    let vectors: Vec<(i64, Vec<u8>)> = milvus.collections.borrow()["c"].1["a_b"].iter().map(|e| (e.id, e.vector.clone())).collect();
+    let want = |id: i64| [id as f32, 0.5].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    assert_eq!(vectors, [200, 201, 202].map(|id| (id, want(id))), "vectors read back from the Parquet file");
+    assert!(verify_collection(&store, &milvus, &MemReport::default(), c).unwrap().ok());
 }

@@ -1,5 +1,5 @@
 //! `loadMode: insert`: one collection's rows sent to Milvus over gRPC in batches, exactly once,
-//! from the dump's npy files in whatever store the host reads them from.
+//! from the dump's files (npy or Parquet) in whatever store the host reads them from.
 //!
 //! Batches are deterministic: batch k of a file group holds its rows `k*N .. (k+1)*N`, with N
 //! recorded in the group's insert journal the first time, so a re-run cuts the same batches.
@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::imports::{check_files, is_refusal};
-use crate::io::{read_exact, Level, Milvus, Reader, Report, Role, Rows, Store, Writer};
+use crate::group_rows::{self, GroupFiles, Shape};
+use crate::io::{read_exact, Level, Milvus, Report, Role, Rows, Store, Writer};
 use crate::journal::{self, Import, Scope, SegmentJournal, State, Via};
 use crate::load::{CollectionLoad, FileGroup, LoadReport, PartitionLoad};
 use crate::meta::VectorKind;
@@ -88,57 +89,11 @@ pub fn batch_rows(batch_bytes: u64, width: u64) -> u64 {
     (batch_bytes / (width + 10)).clamp(1, MAX_BATCH_ROWS)
 }
 
-/// The path of a group's npy file of `field`.
-pub(crate) fn group_file(g: &FileGroup, field: &str) -> Result<String> {
-    if g.files.iter().any(|f| f.ends_with(".parquet")) {
-        return Err(Error::Unsupported(format!(
-            "{}: the dump is Parquet (migration.format: parquet); loadMode: insert, verify --full and repair read numpy \
-             dumps for now: dump again with migration.format: numpy, or load with loadMode: import",
-            g.dir
-        )));
-    }
-    let suffix = format!("/{field}.npy");
-    g.files.iter().find(|f| f.ends_with(&suffix)).cloned().ok_or_else(|| Error::invalid(g.dir.as_str(), None, format!("no {field}.npy in the group")))
-}
-
 /// What the segments' journals say of a group.
 enum Seen {
     Done,
     /// Nothing of it was sent, or an insert load of it is under way.
     Go,
-}
-
-/// One npy file of a group, positioned at its first row.
-pub(crate) struct Column<R> {
-    pub(crate) r: R,
-    path: String,
-    /// Where the next row starts (after the header: the first row).
-    pub(crate) at: u64,
-}
-
-/// Opens `path` and reads past its header, checking it holds `rows` rows.
-pub(crate) fn column<S: Store>(store: &S, path: &str, rows: u64) -> Result<Column<S::R>> {
-    let r = store.open(Role::Target, path)?;
-    let head = read_exact(&r, 10, path, 0)?;
-    if &head[..6] != b"\x93NUMPY" {
-        return Err(Error::invalid(path, Some(0), "not an npy file"));
-    }
-    let hlen = u16::from_le_bytes([head[8], head[9]]) as usize;
-    let dict = read_exact(&r, hlen, path, 10)?;
-    let text = String::from_utf8_lossy(&dict);
-    let shape = text.split("'shape': (").nth(1).and_then(|t| t.split([',', ')']).next()).and_then(|n| n.trim().parse::<u64>().ok());
-    if shape != Some(rows) {
-        return Err(Error::invalid(path, Some(10), format!("header says shape {shape:?}, the manifest {rows} rows")));
-    }
-    Ok(Column { r, path: path.into(), at: 10 + hlen as u64 })
-}
-
-impl<R: Reader> Column<R> {
-    pub(crate) fn take(&mut self, n: usize) -> Result<Vec<u8>> {
-        let b = read_exact(&self.r, n, &self.path, self.at)?;
-        self.at += n as u64;
-        Ok(b)
-    }
 }
 
 struct Inserter<'a, S, M, R> {
@@ -277,27 +232,24 @@ impl<S: Store, M: Milvus, R: Report> Inserter<'_, S, M, R> {
         // The intent first: a bulk import must not start on these rows from here on.
         self.record(p, g, State::Submitted)?;
         write_progress(self.store, &path, &pr)?;
-        let mut ids = column(self.store, &group_file(g, &self.c.id_field)?, g.rows)?;
-        let mut vecs = column(self.store, &group_file(g, &self.c.vector_field)?, g.rows)?;
+        let files = GroupFiles::of(g, &self.c.id_field, &self.c.vector_field)?;
+        let shape = Shape { rows: g.rows, vector: self.c.vector, dim: self.c.dim, id_field: self.c.id_field.clone(), vector_field: self.c.vector_field.clone() };
         // Past the acknowledged rows (batches are cut the same way every run).
-        let mut skip = pr.acked;
-        while skip > 0 {
-            let n = skip.min(pr.batch_rows);
-            ids.take(n as usize * 8)?;
-            vecs.take((n * self.width) as usize)?;
-            skip -= n;
-        }
+        let mut source = group_rows::open(self.store, &files, &shape, pr.acked, true)?;
         let mut sent = 0;
         while pr.acked < g.rows {
             let n = pr.batch_rows.min(g.rows - pr.acked);
-            let key_bytes = ids.take(n as usize * 8)?;
+            let (ids, vectors) = source.next(n)?;
+            if ids.len() as u64 != n {
+                return Err(Error::invalid(g.dir.as_str(), None, format!("the group ends at row {}, the manifest says {} rows", pr.acked + ids.len() as u64, g.rows)));
+            }
             let rows = Rows {
                 id_field: self.c.id_field.clone(),
                 vector_field: self.c.vector_field.clone(),
                 binary: self.c.vector == VectorKind::Binary,
                 dim: self.c.dim,
-                ids: key_bytes.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes"))).collect(),
-                vectors: vecs.take((n * self.width) as usize)?,
+                ids,
+                vectors,
             };
             let resend = pr.in_doubt;
             let result = if resend {

@@ -30,7 +30,7 @@ pub trait Writer {
 }
 
 pub trait Store {
-    type R: Reader;
+    type R: Reader + 'static;
     type W: Writer;
     /// Appends `len` bytes of `src` from `offset` to `dst` (bytes do not pass through the
     /// engine). With `finite_f32`, stops at the first NaN or infinite f32 and returns its offset

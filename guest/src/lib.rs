@@ -20,6 +20,7 @@ pub mod bad_data;
 pub mod dump;
 pub mod duplicates;
 pub mod error;
+pub mod group_rows;
 pub mod imports;
 pub mod inserts;
 pub mod index;

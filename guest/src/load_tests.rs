@@ -250,6 +250,14 @@ pub(crate) fn dumped() -> MemStore {
     store
 }
 
+/// `dumped` with `migration.format: parquet`: one rows.parquet per segment.
+pub(crate) fn dumped_parquet() -> MemStore {
+    let (store, plan) = source();
+    dump(&store, &plan, &DumpOptions { format: crate::plan::FileFormat::Parquet, ..Default::default() });
+    assert!(store.paths(Role::Target).iter().any(|p| p.ends_with("/rows.parquet")) && !store.paths(Role::Target).iter().any(|p| p.ends_with(".npy")));
+    store
+}
+
 /// Dumps `plan` again with `opts` (as `dump` would: the manifest goes first).
 fn dump(store: &MemStore, plan: &DumpPlan, opts: &DumpOptions) {
     crate::manifest::invalidate_manifest(store).unwrap();

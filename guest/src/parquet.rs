@@ -137,7 +137,7 @@ pub(crate) mod tests {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
-    fn write(vector: VectorKind, dim: u32, rows: usize, chunk: usize) -> (Vec<u8>, Vec<i64>, Vec<u8>) {
+    pub(crate) fn write(vector: VectorKind, dim: u32, rows: usize, chunk: usize) -> (Vec<u8>, Vec<i64>, Vec<u8>) {
         let store = MemStore::default();
         let w: MemWriter = store.create(Role::Target, "c/_default/1/rows.parquet").unwrap();
         let mut g = ParquetGroup::new(w, "c/_default/1/rows.parquet", "id", "data", vector, dim).unwrap();

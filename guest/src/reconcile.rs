@@ -16,7 +16,7 @@
 use crate::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::inserts::{column, group_file};
+use crate::group_rows::{self, GroupFiles, Shape};
 use crate::io::{Level, Milvus, Reader, Report, Role, Rows, Store, Writer};
 use crate::load::{CollectionLoad, PartitionLoad};
 use crate::meta::VectorKind;
@@ -124,11 +124,10 @@ fn hash(vector: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(vector)
 }
 
-/// The id and vector files of one file group, and its rows.
+/// The files of one file group, and its rows.
 struct DumpFile {
-    ids: String,
-    vectors: String,
-    rows: u64,
+    files: GroupFiles,
+    shape: Shape,
 }
 
 /// The buckets' lower bounds (after the first, which starts at i64::MIN), from a systematic
@@ -219,9 +218,10 @@ impl<S: Store, M: Milvus, R: Report> Run<'_, S, M, R> {
         let (c, p) = (self.c, self.p);
         self.out.name = p.name.clone();
         for g in &p.groups {
-            self.files.push(DumpFile { ids: group_file(g, &c.id_field)?, vectors: group_file(g, &c.vector_field)?, rows: g.rows });
+            let shape = Shape { rows: g.rows, vector: c.vector, dim: c.dim, id_field: c.id_field.clone(), vector_field: c.vector_field.clone() };
+            self.files.push(DumpFile { files: GroupFiles::of(g, &c.id_field, &c.vector_field)?, shape });
         }
-        self.out.expected_rows = self.files.iter().map(|f| f.rows).sum();
+        self.out.expected_rows = self.files.iter().map(|f| f.shape.rows).sum();
         self.out.milvus_rows = self.milvus.count_in_range(&c.name, Some(&p.name), &c.id_field, i64::MIN, i64::MAX)?;
         let rows = self.out.expected_rows;
         // Pass 1: a systematic sample of the keys, to cut the buckets.
@@ -301,18 +301,15 @@ impl<S: Store, M: Milvus, R: Report> Run<'_, S, M, R> {
     /// vectors are not read (the hash is 0).
     fn each_row(&self, f: usize, vectors: bool, mut each: impl FnMut(i64, (u64, u32))) -> Result<()> {
         let file = &self.files[f];
-        let mut ids = column(self.store, &file.ids, file.rows)?;
-        let mut vecs = if vectors { Some(column(self.store, &file.vectors, file.rows)?) } else { None };
+        let mut source = group_rows::open(self.store, &file.files, &file.shape, 0, vectors)?;
         let mut row = 0u64;
-        while row < file.rows {
-            let n = READ_ROWS.min(file.rows - row);
-            let keys = ids.take(n as usize * 8)?;
-            let vs = match &mut vecs {
-                Some(v) => v.take((n * self.width) as usize)?,
-                None => vec![],
-            };
-            for (i, k) in keys.chunks_exact(8).enumerate() {
-                let id = i64::from_le_bytes(k.try_into().expect("8 bytes"));
+        while row < file.shape.rows {
+            let n = READ_ROWS.min(file.shape.rows - row);
+            let (keys, vs) = source.next(n)?;
+            if keys.len() as u64 != n {
+                return Err(Error::invalid(file.files.path(), None, format!("ends at row {}, the manifest says {}", row + keys.len() as u64, file.shape.rows)));
+            }
+            for (i, id) in keys.into_iter().enumerate() {
                 let h = if vectors { hash(&vs[i * self.width as usize..(i + 1) * self.width as usize]) } else { 0 };
                 each(id, (h, (row + i as u64) as u32));
             }
@@ -545,24 +542,34 @@ impl<S: Store, M: Milvus, R: Report> Run<'_, S, M, R> {
 
     /// The dump's rows at `recs`, read back from their files (and checked against their hashes).
     fn rows(&self, recs: &[Rec]) -> Result<Rows> {
+        // Each file read once, its rows in file order; the rows then go out in `recs`' order.
+        let mut wanted: alloc::collections::BTreeMap<u32, Vec<u64>> = Default::default();
+        for r in recs {
+            wanted.entry(r.file).or_default().push(r.row as u64);
+        }
+        let mut found: alloc::collections::BTreeMap<(u32, u64), Vec<u8>> = Default::default();
+        for (f, mut rows) in wanted {
+            rows.sort_unstable();
+            rows.dedup();
+            let file = &self.files[f as usize];
+            let vecs = group_rows::vectors_at(self.store, &file.files, &file.shape, &rows)?;
+            for (row, v) in rows.iter().zip(vecs.chunks_exact(self.width as usize)) {
+                found.insert((f, *row), v.to_vec());
+            }
+        }
         let mut ids = Vec::with_capacity(recs.len());
         let mut vectors = Vec::with_capacity(recs.len() * self.width as usize);
-        let mut open: Option<(u32, S::R, u64, String)> = None;
         for r in recs {
-            if open.as_ref().is_none_or(|(f, ..)| *f != r.file) {
-                let file = &self.files[r.file as usize];
-                let col = column(self.store, &file.vectors, file.rows)?;
-                open = Some((r.file, col.r, col.at, file.vectors.clone()));
-            }
-            let (_, reader, start, path) = open.as_ref().expect("opened above");
-            let at = start + r.row as u64 * self.width;
-            reader.seek(at)?;
-            let v = crate::io::read_exact(reader, self.width as usize, path, at)?;
-            if hash(&v) != r.hash {
-                return Err(Error::invalid(path.as_str(), Some(at), "the file changed while it was compared (its vector no longer matches)"));
+            let v = &found[&(r.file, r.row as u64)];
+            if hash(v) != r.hash {
+                return Err(Error::invalid(
+                    self.files[r.file as usize].files.path(),
+                    None,
+                    format!("row {}: the file changed while it was compared (its vector no longer matches)", r.row),
+                ));
             }
             ids.push(r.id);
-            vectors.extend_from_slice(&v);
+            vectors.extend_from_slice(v);
         }
         Ok(Rows {
             id_field: self.c.id_field.clone(),

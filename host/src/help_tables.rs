@@ -94,7 +94,7 @@ const OWN_KEYS: &[Row] = &[
         "migration.format",
         "numpy (default) | parquet: each file group as <vectorField>.npy + <idField>.npy, or as one \
          rows.parquet (int64 ids, list<float32> or list<uint8> vectors, ~32 MiB row groups; Milvus \
-         2.3.4+ imports it; with loadMode: import only)",
+         2.3.4+ imports it; insert, verify --full and repair read it too)",
     ),
     Row(
         "migration.packSegments",

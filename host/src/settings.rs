@@ -509,9 +509,6 @@ impl Job {
                 FileFormat::Numpy
             }
         };
-        if format == FileFormat::Parquet && load_mode != LoadMode::Import {
-            problems.push("migration.format: parquet works with migration.loadMode: import only (insert reads numpy dumps)".into());
-        }
         let delete_staged = match f.migration.cleanup.as_deref().unwrap_or("keep") {
             "keep" => false,
             "delete" => true,

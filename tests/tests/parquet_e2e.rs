@@ -119,20 +119,3 @@ async fn a_parquet_dump_reads_back_in_pyarrow_and_imports_into_milvus_exactly() 
         pymilvus_check_with(&env, &c.name, &[("p", "p")], serde_json::json!({"exact_ids": ids}));
     }
 }
-
-/// Parquet is for bulk import: an insert load, verify --full and repair need numpy dumps, and
-/// say so before anything runs.
-#[test]
-fn parquet_with_the_insert_load_mode_is_refused_naming_both_keys() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("m.yaml");
-    std::fs::write(
-        &cfg,
-        "meta:\n  mode: local\n  localFile: meta.json\nsource:\n  mode: local\n  local:\n    tablesDir: t\ntarget:\n  mode: local\n  local:\n    outputDir: o\n  milvus2x:\n    endpoint: 127.0.0.1:1\nmigration:\n  format: parquet\n  loadMode: insert\n",
-    )
-    .unwrap();
-    let o = mm_tests::tool::run(dir.path(), &["load", &format!("--config={}", cfg.display())]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("migration.format: parquet") && err.contains("migration.loadMode: import"), "{err}");
-}

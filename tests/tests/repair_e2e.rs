@@ -3,13 +3,16 @@
 //! is reconciled key by key: `verify --full` exits 1 and its JSON report lists exactly those ids
 //! (the test picked them, the tool did not); `repair` without --delete-extra fixes all but the
 //! foreign ids and still fails; `repair --delete-extra` ends clean, and pymilvus then finds
-//! every live id once with the source's vectors and nothing else.
+//! every live id once with the source's vectors and nothing else. The same from a Parquet dump
+//! (`migration.format: parquet`) loaded with inserts through a kill: its rows are read back from
+//! rows.parquet for the insert, the reconciliation and the repair.
 
 use mm_tests::interrupt::{attempt, finish, spawn, Attempt};
 use mm_tests::milvus_env::{pymilvus_check_with, setup, Env};
 use mm_tests::{CollectionSpec, PartitionSpec, SegmentSpec, Spec};
 
-fn spec() -> Spec {
+/// `first` rows in the first segment of _default.
+fn spec(first: u64) -> Spec {
     let seg = |rows, deleted: &[i32]| SegmentSpec { rows, deleted: deleted.to_vec(), ..Default::default() };
     Spec {
         seed: 29,
@@ -20,7 +23,7 @@ fn spec() -> Spec {
             engine_type: 1,
             index_params: "{}".into(),
             dropped: false,
-            segments: vec![seg(3000, &[3, 70]), seg(1500, &[])],
+            segments: vec![seg(first, &[3, 70]), seg(1500, &[])],
             partitions: vec![PartitionSpec { tag: "p".into(), dropped: false, segments: vec![seg(2000, &[9])] }],
         }],
     }
@@ -91,9 +94,34 @@ fn none() -> Vec<i64> {
 
 #[tokio::test]
 async fn verify_full_lists_exactly_the_damage_and_repair_makes_it_clean() {
-    let env = setup(&spec(), "").await;
+    let env = setup(&spec(3000), "").await;
     let a = attempt(&env, 0, "fix", "  index: none\n");
     finish(spawn(&env, &a, "migrate", None), "migrate");
+    damage_find_repair(&env, &a);
+}
+
+/// A Parquet dump loaded with inserts (1 MiB batches: 14 178 rows at dim 16, so the first group
+/// takes three), killed after its second Insert was stored and before it was recorded: the
+/// re-run skips the acknowledged batch inside the file's first row group and upserts the one in
+/// doubt. Then the same damage is found and repaired from rows.parquet.
+#[tokio::test]
+async fn a_parquet_dump_inserted_through_a_kill_is_reconciled_and_repaired_alike() {
+    let env = setup(&spec(30_000), "").await;
+    let a = attempt(&env, 1, "fix", "  index: none\n  format: parquet\n  loadMode: insert\n  insertBatchMiB: 1\n");
+    let o = spawn(&env, &a, "migrate", Some("insert-sent:2")).wait_with_output().unwrap();
+    assert!(!o.status.success(), "{}", mm_tests::tool::text(&o));
+    let o = finish(spawn(&env, &a, "migrate", None), "migrate");
+    let out = String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("rows 14178..28356 were sent before and no reply was recorded; sending them again with Upsert"), "{out}");
+    let files = mm_tests::tool::files_under(&a.out);
+    assert!(files.iter().any(|p| p.ends_with("rows.parquet")) && !files.iter().any(|p| p.extension().is_some_and(|x| x == "npy")), "{files:?}");
+    damage_find_repair(&env, &a);
+}
+
+/// Damages the migrated collection through pymilvus, then: verify --full lists exactly the
+/// damage, repair without --delete-extra leaves the foreign ids, with it ends clean, and pymilvus
+/// finds every live id once with the source's vectors.
+fn damage_find_repair(env: &Env, a: &Attempt) {
     let c = &env.expected.collections[0];
     let ids = |tag: &str| -> Vec<i64> { c.partitions.iter().find(|p| p.tag == tag).unwrap().segments.iter().flat_map(|s| s.ids.clone()).collect() };
     let (default, p) = (ids(""), ids("p"));
@@ -112,28 +140,28 @@ async fn verify_full_lists_exactly_the_damage_and_repair_makes_it_clean() {
     assert_eq!(overwrite.len(), 3);
 
     // Clean first: nothing to find.
-    let (code, out, _) = run(&env, &a, &["verify", "--full"]);
+    let (code, out, _) = run(env, a, &["verify", "--full"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("verified: every primary key"), "{out}");
 
     damage(&a.collection, &twice, &delete, &foreign, &overwrite);
-    let (code, out, report) = run(&env, &a, &["verify", "--full"]);
+    let (code, out, report) = run(env, a, &["verify", "--full"]);
     assert_eq!(code, 1, "{out}");
     assert_eq!(findings(&report, ""), [none(), twice.clone(), foreign.clone(), overwrite.clone()], "{out}");
     assert_eq!(findings(&report, "p"), [delete.clone(), none(), none(), none()], "{out}");
     assert_eq!(report["outcome"], "failed");
 
     // Without --delete-extra the foreign ids stay, and the final verify says so.
-    let (code, out, report) = run(&env, &a, &["repair"]);
+    let (code, out, report) = run(env, a, &["repair"]);
     assert_eq!(code, 1, "{out}");
     assert_eq!(findings(&report, ""), [none(), none(), foreign.clone(), none()], "{out}");
     assert_eq!(findings(&report, "p"), [none(), none(), none(), none()], "{out}");
 
-    let (code, out, report) = run(&env, &a, &["repair", "--delete-extra"]);
+    let (code, out, report) = run(env, a, &["repair", "--delete-extra"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("5 extra deleted"), "{out}");
     assert_eq!(report["outcome"], "succeeded");
-    let (code, out, _) = run(&env, &a, &["verify", "--full"]);
+    let (code, out, _) = run(env, a, &["verify", "--full"]);
     assert_eq!(code, 0, "{out}");
     // pymilvus: every live id once, vectors as the source, counts and (after compaction) stored
     // entities exact, no foreign or deleted id.
@@ -142,7 +170,7 @@ async fn verify_full_lists_exactly_the_damage_and_repair_makes_it_clean() {
         .iter()
         .flat_map(|(ids, name, tag)| ids.iter().map(move |id| serde_json::json!({"id": id, "partition": name, "float": source_vector(c, tag, *id)})))
         .collect();
-    pymilvus_check_with(&env, "fix", &[("p", "p")], serde_json::json!({"collection": a.collection, "exact_ids": live, "compact": true, "vectors": vectors}));
+    pymilvus_check_with(env, "fix", &[("p", "p")], serde_json::json!({"collection": a.collection, "exact_ids": live, "compact": true, "vectors": vectors}));
 }
 
 /// The generator's vector of `id` in the partition with this tag.
