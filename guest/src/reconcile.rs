@@ -320,8 +320,9 @@ impl<S: Store, M: Milvus, R: Report> Run<'_, S, M, R> {
 
     /// Compares one bucket: the dump's records of keys `low..=high` with Milvus'.
     ///
-    /// Each count(*) or query at Strong consistency waits for the server's clock (about 0.2 s on
-    /// 2.3.5), so the usual case takes one count for the bucket and one query per window of dump
+    /// Each count(*) or query is a round trip (a host may make it wait for the server's clock:
+    /// about 0.2 s at Strong consistency on 2.3.5), so the usual case takes one count for the
+    /// bucket and one query per window of dump
     /// keys: when the bucket's stored copies equal the keys those queries returned, and none
     /// filled its window, every query was complete and no key is stored twice. Otherwise each
     /// window is counted and halved on its own ([`Self::walk`]).

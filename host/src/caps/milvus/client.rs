@@ -2,6 +2,7 @@
 //! server statuses and transport failures turned into typed errors that name the endpoint.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -10,6 +11,7 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
+use super::read_ts::ReadTs;
 use crate::bindings::{target as wit, types};
 use crate::pb::api::milvus_service_client::MilvusServiceClient;
 use crate::pb::{api, common, schema};
@@ -93,6 +95,8 @@ pub struct MilvusConn {
     user: Option<String>,
     /// migration.milvus.tls, to suggest it when a plain connection is torn down.
     tls: bool,
+    /// What counts and queries must see, per collection (`read_ts.rs`).
+    read_ts: Arc<ReadTs>,
 }
 
 fn header(v: &str, what: &str) -> anyhow::Result<MetadataValue<Ascii>> {
@@ -196,6 +200,7 @@ impl MilvusConn {
             paths,
             user: s.username.clone(),
             tls,
+            read_ts: Default::default(),
         };
         conn.version = conn.server_version().await.map_err(|e| {
             // A TLS-only server tears a plain HTTP/2 call down (tonic: Cancelled or Unknown).
@@ -561,10 +566,20 @@ impl MilvusConn {
             let r = self.client.clone().get_flush_state(req).await.map_err(|e| self.grpc_error("GetFlushState", e))?.into_inner();
             self.check("GetFlushState", r.status)?;
             if r.flushed {
+                self.read_ts.flushed(self.ts_key(collection), flush_ts);
                 return Ok(());
             }
             backoff.wait().await?;
         }
+    }
+
+    fn ts_key(&self, collection: &str) -> String {
+        format!("{}/{collection}", self.db)
+    }
+
+    /// This process wrote to `collection` at `ts` (reads after its flush must see it).
+    pub(super) fn wrote(&self, collection: &str, ts: u64) {
+        self.read_ts.wrote(&self.ts_key(collection), ts);
     }
 
     pub(super) async fn query(&self, collection: &str, expr: String, fields: Vec<String>, partition: Option<&str>) -> Result<Vec<schema::FieldData>, types::Error> {
@@ -581,6 +596,10 @@ impl MilvusConn {
         limit: Option<u32>,
     ) -> Result<Vec<schema::FieldData>, types::Error> {
         let query_params = limit.map(|l| vec![common::KeyValuePair { key: "limit".into(), value: l.to_string() }]).unwrap_or_default();
+        let (consistency_level, guarantee_timestamp) = match self.read_ts.get(&self.ts_key(collection)) {
+            Some(ts) => (common::ConsistencyLevel::Customized, ts),
+            None => (common::ConsistencyLevel::Strong, 0),
+        };
         let req = api::QueryRequest {
             query_params,
             db_name: self.db.clone(),
@@ -588,7 +607,8 @@ impl MilvusConn {
             expr,
             output_fields: fields,
             partition_names: partition.map(|p| vec![p.to_string()]).unwrap_or_default(),
-            consistency_level: common::ConsistencyLevel::Strong as i32,
+            consistency_level: consistency_level as i32,
+            guarantee_timestamp,
             use_default_consistency: false,
             ..Default::default()
         };

@@ -74,6 +74,7 @@ impl MilvusConn {
         };
         let r = self.client.clone().delete(req).await.map_err(|e| self.grpc_error("Delete", e))?.into_inner();
         self.check("Delete", r.status)?;
+        self.wrote(collection, r.timestamp);
         Ok(r.delete_cnt.max(0) as u64)
     }
 }

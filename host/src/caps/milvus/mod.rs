@@ -2,6 +2,7 @@
 
 pub mod client;
 mod keys;
+mod read_ts;
 mod write;
 
 use std::sync::Arc;

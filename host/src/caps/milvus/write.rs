@@ -88,6 +88,7 @@ impl MilvusConn {
         };
         let r = sent.map_err(|e| self.grpc_error(call, e))?.into_inner();
         self.check(call, r.status)?;
+        self.wrote(collection, r.timestamp);
         // Stored, and nobody has recorded it yet: where the tests kill a run.
         crate::crash::point(match kind {
             Write::Insert => "insert-sent",
