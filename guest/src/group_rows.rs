@@ -17,7 +17,7 @@ use parquet::file::reader::{ChunkReader, Length};
 
 use crate::error::{Error, Result};
 use crate::io::{read_exact, Reader, Role, Store};
-use crate::load::FileGroup;
+use crate::load::{CollectionLoad, FileGroup};
 use crate::meta::VectorKind;
 
 /// Rows the Parquet reader decodes at a time.
@@ -43,6 +43,11 @@ pub(crate) struct Shape {
 }
 
 impl Shape {
+    /// The rows of group `g` of collection `c`.
+    pub fn of(c: &CollectionLoad, g: &FileGroup) -> Self {
+        Shape { rows: g.rows, vector: c.vector, dim: c.dim, id_field: c.id_field.clone(), vector_field: c.vector_field.clone() }
+    }
+
     /// Bytes of one vector.
     pub fn width(&self) -> u64 {
         match self.vector {
@@ -108,6 +113,15 @@ pub(crate) fn open<S: Store>(store: &S, files: &GroupFiles, shape: &Shape, from:
 }
 
 impl<R: Reader + 'static> RowReader<R> {
+    /// The next `n` rows, which the group must hold (else an error naming `files`).
+    pub fn take(&mut self, n: u64, files: &GroupFiles, shape: &Shape) -> Result<(Vec<i64>, Vec<u8>)> {
+        let (ids, vectors) = self.next(n)?;
+        if ids.len() as u64 != n {
+            return Err(Error::invalid(files.path(), None, format!("the file ends {} rows early (the manifest says {} rows)", n - ids.len() as u64, shape.rows)));
+        }
+        Ok((ids, vectors))
+    }
+
     /// The next `n` rows (fewer at the end): their keys, and their vectors back to back (empty
     /// without vectors).
     pub fn next(&mut self, n: u64) -> Result<(Vec<i64>, Vec<u8>)> {

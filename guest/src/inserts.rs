@@ -233,16 +233,13 @@ impl<S: Store, M: Milvus, R: Report> Inserter<'_, S, M, R> {
         self.record(p, g, State::Submitted)?;
         write_progress(self.store, &path, &pr)?;
         let files = GroupFiles::of(g, &self.c.id_field, &self.c.vector_field)?;
-        let shape = Shape { rows: g.rows, vector: self.c.vector, dim: self.c.dim, id_field: self.c.id_field.clone(), vector_field: self.c.vector_field.clone() };
+        let shape = Shape::of(self.c, g);
         // Past the acknowledged rows (batches are cut the same way every run).
         let mut source = group_rows::open(self.store, &files, &shape, pr.acked, true)?;
         let mut sent = 0;
         while pr.acked < g.rows {
             let n = pr.batch_rows.min(g.rows - pr.acked);
-            let (ids, vectors) = source.next(n)?;
-            if ids.len() as u64 != n {
-                return Err(Error::invalid(g.dir.as_str(), None, format!("the group ends at row {}, the manifest says {} rows", pr.acked + ids.len() as u64, g.rows)));
-            }
+            let (ids, vectors) = source.take(n, &files, &shape)?;
             let rows = Rows {
                 id_field: self.c.id_field.clone(),
                 vector_field: self.c.vector_field.clone(),

@@ -218,8 +218,7 @@ impl<S: Store, M: Milvus, R: Report> Run<'_, S, M, R> {
         let (c, p) = (self.c, self.p);
         self.out.name = p.name.clone();
         for g in &p.groups {
-            let shape = Shape { rows: g.rows, vector: c.vector, dim: c.dim, id_field: c.id_field.clone(), vector_field: c.vector_field.clone() };
-            self.files.push(DumpFile { files: GroupFiles::of(g, &c.id_field, &c.vector_field)?, shape });
+            self.files.push(DumpFile { files: GroupFiles::of(g, &c.id_field, &c.vector_field)?, shape: Shape::of(c, g) });
         }
         self.out.expected_rows = self.files.iter().map(|f| f.shape.rows).sum();
         self.out.milvus_rows = self.milvus.count_in_range(&c.name, Some(&p.name), &c.id_field, i64::MIN, i64::MAX)?;
@@ -305,10 +304,7 @@ impl<S: Store, M: Milvus, R: Report> Run<'_, S, M, R> {
         let mut row = 0u64;
         while row < file.shape.rows {
             let n = READ_ROWS.min(file.shape.rows - row);
-            let (keys, vs) = source.next(n)?;
-            if keys.len() as u64 != n {
-                return Err(Error::invalid(file.files.path(), None, format!("ends at row {}, the manifest says {}", row + keys.len() as u64, file.shape.rows)));
-            }
+            let (keys, vs) = source.take(n, &file.files, &file.shape)?;
             for (i, id) in keys.into_iter().enumerate() {
                 let h = if vectors { hash(&vs[i * self.width as usize..(i + 1) * self.width as usize]) } else { 0 };
                 each(id, (h, (row + i as u64) as u32));
