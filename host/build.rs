@@ -1,7 +1,7 @@
 //! Builds the guest component (wasm32-wasip2) so the binary can embed it: one file to ship.
 //!
-//! A nested cargo with its own target dir (inside OUT_DIR), so it never waits on the outer
-//! build's lock. Also compiles the Milvus proto subset (proto/) into a tonic client, with protox
+//! A nested cargo with its own target dir (target/<profile>/guest-wasm), so it never waits on the
+//! outer build's lock. Also compiles the Milvus proto subset (proto/) into a tonic client, with protox
 //! so that no system protoc is needed.
 
 use std::path::PathBuf;
@@ -63,7 +63,12 @@ fn build_guest(workspace: &std::path::Path) {
     for p in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", workspace.join(p).display());
     }
-    let target_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("guest-target");
+    // Beside the outer profile's artifacts (target/<profile>/guest-wasm), not inside OUT_DIR: OUT_DIR
+    // changes whenever the host's features or dependencies do (a `cargo test --workspace` after a
+    // `cargo build -p`, say), and a fresh OUT_DIR would compile the guest and arrow-rs again from
+    // nothing. Its own target dir, so the nested cargo never waits on the outer build's lock.
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    let target_dir = out_dir.ancestors().nth(3).map(|profile| profile.join("guest-wasm")).unwrap_or_else(|| out_dir.join("guest-target"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     require_wasm_target();
     let status = Command::new(cargo)

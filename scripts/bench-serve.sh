@@ -10,7 +10,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 source scripts/env.sh
-cargo build --release -p milvus-migration -p mm-tests >&2
+cargo build --release --workspace --all-targets >&2
 bash scripts/python-env.sh >&2
 MM_MILVUS_STORAGE=local bash scripts/milvus.sh start >&2
 bin="$CARGO_TARGET_DIR/release"
@@ -103,4 +103,4 @@ print(f"{len(jobs)} migrate jobs (2 tenants x {per}) of the sample installation:
 print(f"GET /v1/jobs/{{id}} while they ran: {len(lat)} calls, p50 {q(0.5):.2f} ms, p99 {q(0.99):.2f} ms")
 sys.exit(0 if len(ok) == len(jobs) and exact == checked else 1)
 PY
-cargo test --release -p milvus-migration bench_instance_creation -- --ignored --nocapture 2>/dev/null | grep 'new instance'
+cargo test --release --workspace bench_instance_creation -- --ignored --nocapture 2>/dev/null | grep 'new instance'

