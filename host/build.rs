@@ -68,7 +68,8 @@ fn build_guest(workspace: &std::path::Path) {
     // `cargo build -p`, say), and a fresh OUT_DIR would compile the guest and arrow-rs again from
     // nothing. Its own target dir, so the nested cargo never waits on the outer build's lock.
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
-    let target_dir = out_dir.ancestors().nth(3).map(|profile| profile.join("guest-wasm")).unwrap_or_else(|| out_dir.join("guest-target"));
+    let profile = out_dir.ancestors().nth(3).expect("OUT_DIR is target/<profile>/build/<pkg>/out");
+    let target_dir = profile.join("guest-wasm");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     require_wasm_target();
     let status = Command::new(cargo)

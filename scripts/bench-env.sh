@@ -5,7 +5,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 source scripts/env.sh
 scripts/python-env.sh >&2
-cargo build --release --workspace --all-targets >&2
+mm_build >&2
 bin="$CARGO_TARGET_DIR/release"
 py="$root/.venv/bin/python"
 eval "$(MM_MILVUS_STORAGE=local bash scripts/milvus.sh start | grep -E '^MILVUS_[A-Z_]+=' | sed 's/^/export /')"

@@ -9,7 +9,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 source scripts/env.sh
-cargo build --release --workspace --all-targets >&2
+mm_build >&2
 (cd tests/node-host && npm ci --no-audit --no-fund --loglevel=error) >&2
 bin="$CARGO_TARGET_DIR/release"
 dir="${BENCH_DIR:-/dev/shm/mm-bench-node}"

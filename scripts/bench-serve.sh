@@ -10,7 +10,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 source scripts/env.sh
-cargo build --release --workspace --all-targets >&2
+mm_build >&2
 bash scripts/python-env.sh >&2
 MM_MILVUS_STORAGE=local bash scripts/milvus.sh start >&2
 bin="$CARGO_TARGET_DIR/release"

@@ -13,7 +13,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 source scripts/env.sh
-cargo build --release --workspace --all-targets >&2
+mm_build >&2
 bin="$CARGO_TARGET_DIR/release"
 dir="${BENCH_DIR:-/dev/shm/mm-bench}"
 gib="${GIB:-1}" dim="${DIM:-768}" pct="${DELETED_PCT:-1}" runs="${RUNS:-3}"

